@@ -1,0 +1,32 @@
+"""relu-pieces: do trained ReLU networks keep exponentially many affine pieces in depth?
+
+Exact piece counting, constructions from approximation theory, and (in later modules)
+training in every precision. See ARCHITECTURE.md for the words used here.
+
+Examples
+--------
+>>> import pieces
+>>> pieces.count_pieces(pieces.sawtooth(10), (0.0, 1.0)).pieces
+1024
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from .constructions import sawtooth, yarotsky_square
+from .count import PieceCount, count_pieces, count_pieces_batch
+from .net import ReLUNet
+
+try:
+    __version__ = _version("relu-pieces")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "ReLUNet",
+    "PieceCount",
+    "count_pieces",
+    "count_pieces_batch",
+    "sawtooth",
+    "yarotsky_square",
+    "__version__",
+]

@@ -1,0 +1,265 @@
+"""Numba CPU kernels of the exact piece counter (float64 breakpoint enumeration).
+
+Networks are passed packed (see :func:`pack`): ``wt`` holds every weight matrix
+transposed, ``(n_in, n_out)`` row-major, one after another; ``bf`` the biases; ``sizes``
+the layer sizes ``[1, w_1, ..., w_L, 1]``. A batch concatenates nets and adds offsets.
+
+The algorithm works layer by layer. On each segment of the current partition of the
+interval, every neuron of the previous layer is affine in x (``A*x + B``), so each
+preactivation of the next layer is affine too; its zero crossings inside the segment
+split it, and on each sub-segment the activation pattern is constant. Crossings closer
+than ``merge_rtol`` (relative) are one point. After the output layer, neighbouring
+segments with equal slope are one affine piece.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["pack", "enumerate_segments", "merge_pieces", "count_one", "count_batch"]
+
+
+def pack(nets):
+    """Pack nets for the kernels.
+
+    Returns ``(wt, bf, sizes, w_off, b_off, s_off)``; net ``i`` has layer sizes
+    ``sizes[s_off[i]:s_off[i+1]]`` and its weights start at ``w_off[i]``, biases at
+    ``b_off[i]``.
+    """
+    wt_parts, b_parts, size_parts = [], [], []
+    w_off, b_off, s_off = [0], [0], [0]
+    for net in nets:
+        ws, bs = net._weights, net._biases
+        for w, b in zip(ws, bs):
+            wt_parts.append(np.ascontiguousarray(w.T).ravel())
+            b_parts.append(b)
+        sizes = [1] + [w.shape[0] for w in ws]
+        size_parts.append(np.asarray(sizes, dtype=np.int64))
+        w_off.append(w_off[-1] + sum(w.size for w in ws))
+        b_off.append(b_off[-1] + sum(b.size for b in bs))
+        s_off.append(s_off[-1] + len(sizes))
+    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
+    return (
+        cat(wt_parts, np.float64),
+        cat(b_parts, np.float64),
+        cat(size_parts, np.int64),
+        np.asarray(w_off, np.int64),
+        np.asarray(b_off, np.int64),
+        np.asarray(s_off, np.int64),
+    )
+
+
+@njit(cache=True, inline="always")
+def _near(x, y, rtol, span):
+    if np.isinf(x) or np.isinf(y):
+        return x == y
+    m = span
+    ax = abs(x)
+    ay = abs(y)
+    if ax > m:
+        m = ax
+    if ay > m:
+        m = ay
+    return abs(x - y) <= rtol * m
+
+
+@njit(cache=True, inline="always")
+def _interior_point(lo, hi):
+    if np.isinf(lo) and np.isinf(hi):
+        return 0.0
+    if np.isinf(lo):
+        return hi - max(1.0, abs(hi))
+    if np.isinf(hi):
+        return lo + max(1.0, abs(lo))
+    return 0.5 * lo + 0.5 * hi
+
+
+@njit(cache=True)
+def enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity):
+    """Partition [a, b] into activation regions and give f's slope on each.
+
+    Returns ``(xs, slope, intercept, scale)``: ``xs`` the ``n+1`` segment ends, and per
+    segment the output's slope and intercept and ``scale = sum |v_i| |A_i|``, the size
+    of the terms that make up the slope (for a relative equality test).
+    """
+    span = b - a
+    if not np.isfinite(span):
+        span = 1.0
+    n_layers = sizes.size - 1
+    wmax = 1
+    for i in range(sizes.size):
+        if sizes[i] > wmax:
+            wmax = sizes[i]
+    s = np.empty(wmax)
+    t = np.empty(wmax)
+    cx = np.empty(wmax)
+    cj = np.empty(wmax, np.int64)
+    bx = np.empty(wmax)
+    jb = np.zeros(wmax, np.int64)
+    act0 = np.empty(wmax, np.bool_)
+
+    nseg = 1
+    xs = np.empty(2)
+    xs[0] = a
+    xs[1] = b
+    A = np.ones((1, 1))
+    B = np.zeros((1, 1))
+    w_off = 0
+    b_off = 0
+    for layer in range(n_layers - 1):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        cap = max(capacity, 2 * nseg)
+        nxs = np.empty(cap + 1)
+        nA = np.empty((cap, n_out))
+        nB = np.empty((cap, n_out))
+        n_new = 0
+        for k in range(nseg):
+            lo = xs[k]
+            hi = xs[k + 1]
+            for j in range(n_out):
+                s[j] = 0.0
+                t[j] = bf[b_off + j]
+            for i in range(n_in):
+                ai = A[k, i]
+                bi = B[k, i]
+                if ai == 0.0 and bi == 0.0:
+                    continue  # inactive input neuron: adds nothing
+                base = w_off + i * n_out
+                for j in range(n_out):
+                    wij = wt[base + j]
+                    s[j] += wij * ai
+                    t[j] += wij * bi
+            # zero crossings strictly inside the segment
+            m = 0
+            for j in range(n_out):
+                jb[j] = 0
+                if s[j] != 0.0:
+                    c = -t[j] / s[j]
+                    if c > lo and c < hi:
+                        if not (_near(c, lo, merge_rtol, span) or _near(c, hi, merge_rtol, span)):
+                            # insertion into the sorted list
+                            q = m
+                            while q > 0 and cx[q - 1] > c:
+                                cx[q] = cx[q - 1]
+                                cj[q] = cj[q - 1]
+                                q -= 1
+                            cx[q] = c
+                            cj[q] = j
+                            m += 1
+            nb = 0
+            for q in range(m):
+                if nb == 0 or not _near(cx[q], cx[q - 1], merge_rtol, span):
+                    bx[nb] = cx[q]
+                    nb += 1
+                jb[cj[q]] = nb  # neuron changes sign at boundary nb (1-based)
+            mid = _interior_point(lo, hi)
+            for j in range(n_out):
+                act0[j] = s[j] * mid + t[j] > 0.0
+            if n_new + nb + 1 > cap:
+                new_cap = 2 * cap
+                while n_new + nb + 1 > new_cap:
+                    new_cap *= 2
+                gx = np.empty(new_cap + 1)
+                gx[:n_new] = nxs[:n_new]
+                gA = np.empty((new_cap, n_out))
+                gA[:n_new] = nA[:n_new]
+                gB = np.empty((new_cap, n_out))
+                gB[:n_new] = nB[:n_new]
+                nxs, nA, nB, cap = gx, gA, gB, new_cap
+            for q in range(nb + 1):
+                nxs[n_new] = lo if q == 0 else bx[q - 1]
+                for j in range(n_out):
+                    if jb[j] > 0:
+                        active = (s[j] > 0.0) == (q >= jb[j])
+                    else:
+                        active = act0[j]
+                    if active:
+                        nA[n_new, j] = s[j]
+                        nB[n_new, j] = t[j]
+                    else:
+                        nA[n_new, j] = 0.0
+                        nB[n_new, j] = 0.0
+                n_new += 1
+        nxs[n_new] = b
+        xs = nxs[: n_new + 1]
+        A = nA
+        B = nB
+        nseg = n_new
+        w_off += n_in * n_out
+        b_off += n_out
+    # output layer (one neuron, affine)
+    n_in = sizes[n_layers - 1]
+    slope = np.empty(nseg)
+    intercept = np.empty(nseg)
+    scale = np.empty(nseg)
+    bias = bf[b_off]
+    for k in range(nseg):
+        sv = 0.0
+        tv = bias
+        sc = 0.0
+        for i in range(n_in):
+            wi = wt[w_off + i]
+            sv += wi * A[k, i]
+            tv += wi * B[k, i]
+            sc += abs(wi * A[k, i])
+        slope[k] = sv
+        intercept[k] = tv
+        scale[k] = sc
+    return xs.copy(), slope, intercept, scale
+
+
+@njit(cache=True)
+def merge_pieces(slope, scale, slope_rtol):
+    """Flags ``new[k]``: segment k starts a new affine piece (``new[0]`` is True)."""
+    n = slope.size
+    new = np.zeros(n, np.bool_)
+    if n > 0:
+        new[0] = True
+    for k in range(1, n):
+        m = max(abs(slope[k - 1]), abs(slope[k]), scale[k - 1], scale[k])
+        new[k] = abs(slope[k] - slope[k - 1]) > slope_rtol * m
+    return new
+
+
+@njit(cache=True)
+def count_one(wt, bf, sizes, a, b, merge_rtol, slope_rtol, capacity):
+    """``(pieces, regions, breakpoints)`` of one packed net."""
+    xs, slope, intercept, scale = enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity)
+    new = merge_pieces(slope, scale, slope_rtol)
+    pieces = 0
+    for k in range(new.size):
+        if new[k]:
+            pieces += 1
+    bps = np.empty(pieces - 1)
+    q = 0
+    for k in range(1, new.size):
+        if new[k]:
+            bps[q] = xs[k]
+            q += 1
+    return pieces, slope.size, bps
+
+
+@njit(cache=True, parallel=True)
+def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, merge_rtol, slope_rtol, capacity):
+    """Pieces and regions of every net of a packed batch, one net per thread."""
+    n = w_off.size - 1
+    pieces = np.empty(n, np.int64)
+    regions = np.empty(n, np.int64)
+    for i in prange(n):
+        xs, slope, intercept, scale = enumerate_segments(
+            wt[w_off[i] : w_off[i + 1]],
+            bf[b_off[i] : b_off[i + 1]],
+            sizes[s_off[i] : s_off[i + 1]],
+            a,
+            b,
+            merge_rtol,
+            capacity,
+        )
+        new = merge_pieces(slope, scale, slope_rtol)
+        p = 0
+        for k in range(new.size):
+            if new[k]:
+                p += 1
+        pieces[i] = p
+        regions[i] = slope.size
+    return pieces, regions

@@ -1,0 +1,61 @@
+"""The exact counter in rational arithmetic: the test oracle of ``method="exact"``.
+
+Floats are dyadic rationals, so ``Fraction(w)`` is the weight exactly and every step
+below is exact: no tolerance anywhere. Regions are counted independently of pieces, by
+comparing the full activation pattern of neighbouring segments. Infinite interval ends
+are ``None`` internally.
+"""
+
+from fractions import Fraction
+
+__all__ = ["count_rational"]
+
+
+def _interior(lo, hi):
+    if lo is None and hi is None:
+        return Fraction(0)
+    if lo is None:
+        return hi - max(Fraction(1), abs(hi))
+    if hi is None:
+        return lo + max(Fraction(1), abs(lo))
+    return (lo + hi) / 2
+
+
+def _inside(c, lo, hi):
+    return (lo is None or c > lo) and (hi is None or c < hi)
+
+
+def count_rational(net, a, b):
+    """``(pieces, regions, breakpoints)`` of ``net`` on [a, b], exactly.
+
+    ``breakpoints`` is a list of ``Fraction``; ``a`` and ``b`` may be ``±inf``.
+    """
+    lo0 = None if a == float("-inf") else Fraction(a)
+    hi0 = None if b == float("inf") else Fraction(b)
+    Ws = [[[Fraction(float(v)) for v in row] for row in w] for w in net._weights]
+    Bs = [[Fraction(float(v)) for v in bias] for bias in net._biases]
+    # segment: (lo, hi, A, B, pattern)
+    segs = [(lo0, hi0, [Fraction(1)], [Fraction(0)], ())]
+    for W, bias in zip(Ws[:-1], Bs[:-1]):
+        new = []
+        for lo, hi, A, B, pat in segs:
+            s = [sum((w * x for w, x in zip(row, A)), Fraction(0)) for row in W]
+            t = [sum((w * x for w, x in zip(row, B)), Fraction(0)) + bj for row, bj in zip(W, bias)]
+            cuts = sorted({-tj / sj for sj, tj in zip(s, t) if sj != 0 and _inside(-tj / sj, lo, hi)})
+            ends = [lo] + cuts + [hi]
+            for u, v in zip(ends[:-1], ends[1:]):
+                x = _interior(u, v)
+                act = [sj * x + tj > 0 for sj, tj in zip(s, t)]
+                nA = [sj if on else Fraction(0) for sj, on in zip(s, act)]
+                nB = [tj if on else Fraction(0) for tj, on in zip(t, act)]
+                new.append((u, v, nA, nB, pat + tuple(act)))
+        segs = new
+    W, bias = Ws[-1], Bs[-1]
+    affine = []
+    for lo, hi, A, B, pat in segs:
+        s = sum((w * x for w, x in zip(W[0], A)), Fraction(0))
+        t = sum((w * x for w, x in zip(W[0], B)), Fraction(0)) + bias[0]
+        affine.append((s, t))
+    regions = 1 + sum(1 for p, q in zip(segs[:-1], segs[1:]) if p[4] != q[4])
+    breakpoints = [segs[k][0] for k in range(1, len(segs)) if affine[k] != affine[k - 1]]
+    return len(breakpoints) + 1, regions, breakpoints

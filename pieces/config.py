@@ -1,0 +1,49 @@
+"""Configuration constants of relu-pieces, in one place.
+
+Kernels take these as arguments; no kernel hides a literal tolerance.
+"""
+
+__all__ = [
+    "MERGE_RTOL",
+    "SLOPE_RTOL",
+    "GRID_DEFAULT_N",
+    "GRID_KINK_RTOL",
+    "BIAS_STD",
+    "INITS",
+    "METHODS",
+    "DEVICES",
+    "COUNT_INITIAL_CAPACITY",
+]
+
+#: Two zero crossings closer than ``MERGE_RTOL * max(span, |x1|, |x2|)`` are one
+#: breakpoint, and a crossing that close to a segment end lies on that end. ``span`` is
+#: ``b - a`` for a finite interval and 1 otherwise. float64 crossings of deep nets carry
+#: relative errors of order ``depth * width * 2**-53``; 1e-12 leaves a margin of ~10^3
+#: over that and merges only regions narrower than 1e-12 of the interval.
+MERGE_RTOL = 1e-12
+
+#: Neighbouring segments are one affine piece when their output slopes differ by at most
+#: ``SLOPE_RTOL`` times the magnitude of the terms that make up those slopes.
+SLOPE_RTOL = 1e-9
+
+#: Points of the ``"grid"`` estimate when ``n`` is not given.
+GRID_DEFAULT_N = 10_001
+
+#: Relative size of a second difference that the ``"grid"`` estimate calls a kink.
+GRID_KINK_RTOL = 1e-9
+
+#: Standard deviation of the bias of random initialisations (biases are non-zero so
+#: that first-layer breakpoints are spread out, not all at x = 0).
+BIAS_STD = 0.1
+
+#: Names accepted by ``ReLUNet.random(init=...)``.
+INITS = ("he", "glorot", "uniform")
+
+#: Names accepted by ``count_pieces(method=...)``.
+METHODS = ("exact", "rational", "grid")
+
+#: Devices accepted by ``count_pieces_batch(device=...)``.
+DEVICES = ("cpu", "cuda")
+
+#: Segments preallocated by the exact counter; buffers double when full.
+COUNT_INITIAL_CAPACITY = 64

@@ -1,0 +1,165 @@
+"""Counting the affine pieces and activation regions of a 1-D ReLU network.
+
+The public entry points dispatch to the Numba CPU kernels (``_count_cpu``), the exact
+rational oracle (``_rational``) or the sampling estimate (``_grid``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _count_cpu, config
+from .net import ReLUNet
+
+__all__ = ["PieceCount", "count_pieces", "count_pieces_batch", "check_interval"]
+
+
+@dataclass(frozen=True)
+class PieceCount:
+    """Result of :func:`count_pieces`.
+
+    Attributes
+    ----------
+    pieces : int
+        Maximal intervals of the domain on which f is affine.
+    regions : int
+        Maximal intervals on which the activation pattern is constant (>= pieces).
+    breakpoints : numpy.ndarray
+        Sorted x where f changes affine piece (``pieces - 1`` of them, or the estimate's
+        for ``"grid"``).
+    method : str
+        How it was counted.
+    """
+
+    pieces: int
+    regions: int
+    breakpoints: np.ndarray = field(repr=False)
+    method: str = "exact"
+
+    def as_dict(self, breakpoints=False):
+        d = {"pieces": self.pieces, "regions": self.regions, "method": self.method}
+        if breakpoints:
+            d["breakpoints"] = [float(x) for x in self.breakpoints]
+        return d
+
+
+def check_interval(interval):
+    """Validate ``interval`` and return ``(a, b)`` as floats.
+
+    ``a`` may be ``-inf`` and ``b`` ``+inf`` (the whole line); NaN, an empty or a
+    reversed interval is a ``ValueError``.
+    """
+    try:
+        a, b = interval
+        a, b = float(a), float(b)
+    except (TypeError, ValueError):
+        raise ValueError(f"interval must be a pair of numbers (a, b), got {interval!r}") from None
+    if math.isnan(a) or math.isnan(b):
+        raise ValueError(f"interval ends must not be NaN, got ({a}, {b})")
+    if a == math.inf or b == -math.inf:
+        raise ValueError(f"interval ({a}, {b}) is empty")
+    if not a < b:
+        kind = "empty" if a == b else "reversed"
+        raise ValueError(f"interval ({a}, {b}) is {kind}; need a < b")
+    return a, b
+
+
+def _check_net(net):
+    if not isinstance(net, ReLUNet):
+        raise ValueError(f"expected a ReLUNet, got {type(net).__name__}")
+
+
+def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
+    """Count the affine pieces and activation regions of ``net`` on ``interval``.
+
+    Parameters
+    ----------
+    net : ReLUNet
+    interval : (float, float)
+        ``(a, b)`` with ``a < b``; ``(-inf, inf)`` counts over the whole line.
+    method : {"exact", "rational", "grid"}
+        ``"exact"``: Numba breakpoint enumeration in float64 (crossings closer than
+        ``config.MERGE_RTOL`` relative are one). ``"rational"``: the same algorithm in
+        exact rational arithmetic (slow; the test oracle). ``"grid"``: a sampling
+        estimate on ``n`` points (default ``config.GRID_DEFAULT_N``), as other tools do.
+    n : int, optional
+        Grid points for ``"grid"``.
+
+    Returns
+    -------
+    PieceCount
+
+    Examples
+    --------
+    >>> from pieces import sawtooth
+    >>> c = count_pieces(sawtooth(3), (0.0, 1.0))
+    >>> c.pieces, c.regions, c.breakpoints.tolist()
+    (8, 8, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875])
+    """
+    _check_net(net)
+    a, b = check_interval(interval)
+    if method == "exact":
+        wt, bf, sizes, *_ = _count_cpu.pack([net])
+        p, r, bps = _count_cpu.count_one(
+            wt, bf, sizes, a, b, config.MERGE_RTOL, config.SLOPE_RTOL, config.COUNT_INITIAL_CAPACITY
+        )
+        return PieceCount(int(p), int(r), bps, "exact")
+    if method == "rational":
+        from ._rational import count_rational
+
+        p, r, bps = count_rational(net, a, b)
+        return PieceCount(p, r, np.array([float(x) for x in bps], dtype=np.float64), "rational")
+    if method == "grid":
+        from ._grid import count_grid
+
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise ValueError("method 'grid' needs a finite interval")
+        n = config.GRID_DEFAULT_N if n is None else n
+        if isinstance(n, bool) or int(n) != n or n < 3:
+            raise ValueError(f"grid needs an integer n >= 3 points, got {n!r}")
+        p, r, bps = count_grid(net, a, b, int(n))
+        return PieceCount(int(p), int(r), bps, "grid")
+    raise ValueError(f"unknown method {method!r}; expected one of {', '.join(config.METHODS)}")
+
+
+def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu"):
+    """Exact pieces and regions of many nets, in parallel.
+
+    On the CPU one net runs per Numba thread (``numba.set_num_threads`` sets how many);
+    the answers equal :func:`count_pieces` net by net.
+
+    Parameters
+    ----------
+    nets : sequence of ReLUNet
+    interval : (float, float)
+    device : {"cpu", "cuda"}
+
+    Returns
+    -------
+    (pieces, regions) : two int64 arrays of ``len(nets)``
+
+    Examples
+    --------
+    >>> from pieces import sawtooth
+    >>> count_pieces_batch([sawtooth(2), sawtooth(4)], (0.0, 1.0))[0].tolist()
+    [4, 16]
+    """
+    nets = list(nets)
+    for net in nets:
+        _check_net(net)
+    a, b = check_interval(interval)
+    if device not in config.DEVICES:
+        raise ValueError(f"unknown device {device!r}; expected one of {', '.join(config.DEVICES)}")
+    if device == "cuda":
+        # No silent fallback to the CPU: asking for a GPU and not getting one is an error.
+        raise RuntimeError("device='cuda': the CUDA counting kernels are not part of this build")
+    if not nets:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    wt, bf, sizes, w_off, b_off, s_off = _count_cpu.pack(nets)
+    return _count_cpu.count_batch(
+        wt, bf, sizes, w_off, b_off, s_off, a, b,
+        config.MERGE_RTOL, config.SLOPE_RTOL, config.COUNT_INITIAL_CAPACITY,
+    )

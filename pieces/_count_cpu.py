@@ -113,6 +113,7 @@ def enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity):
         nA = np.empty((cap, n_out))
         nB = np.empty((cap, n_out))
         n_new = 0
+        Wt = wt[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
         for k in range(nseg):
             lo = xs[k]
             hi = xs[k + 1]
@@ -124,9 +125,8 @@ def enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity):
                 bi = B[k, i]
                 if ai == 0.0 and bi == 0.0:
                     continue  # inactive input neuron: adds nothing
-                base = w_off + i * n_out
                 for j in range(n_out):
-                    wij = wt[base + j]
+                    wij = Wt[i, j]
                     s[j] += wij * ai
                     t[j] += wij * bi
             # zero crossings strictly inside the segment

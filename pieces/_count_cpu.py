@@ -15,36 +15,26 @@ segments with equal slope are one affine piece.
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["pack", "enumerate_segments", "merge_pieces", "count_one", "count_batch"]
+__all__ = ["pack", "new_workspace", "sweep", "enumerate_segments", "merge_pieces", "count_one", "count_batch"]
 
 
 def pack(nets):
-    """Pack nets for the kernels.
+    """Pack nets for the kernels (see ``ReLUNet.packed``).
 
     Returns ``(wt, bf, sizes, w_off, b_off, s_off)``; net ``i`` has layer sizes
     ``sizes[s_off[i]:s_off[i+1]]`` and its weights start at ``w_off[i]``, biases at
     ``b_off[i]``.
     """
-    wt_parts, b_parts, size_parts = [], [], []
-    w_off, b_off, s_off = [0], [0], [0]
-    for net in nets:
-        ws, bs = net._weights, net._biases
-        for w, b in zip(ws, bs):
-            wt_parts.append(np.ascontiguousarray(w.T).ravel())
-            b_parts.append(b)
-        sizes = [1] + [w.shape[0] for w in ws]
-        size_parts.append(np.asarray(sizes, dtype=np.int64))
-        w_off.append(w_off[-1] + sum(w.size for w in ws))
-        b_off.append(b_off[-1] + sum(b.size for b in bs))
-        s_off.append(s_off[-1] + len(sizes))
-    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
+    parts = [net.packed() for net in nets]
+    if not parts:
+        z = np.zeros(0, np.int64)
+        return np.zeros(0), np.zeros(0), z, np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
+    offsets = [np.concatenate(([0], np.cumsum([p[i].size for p in parts]))).astype(np.int64) for i in range(3)]
     return (
-        cat(wt_parts, np.float64),
-        cat(b_parts, np.float64),
-        cat(size_parts, np.int64),
-        np.asarray(w_off, np.int64),
-        np.asarray(b_off, np.int64),
-        np.asarray(s_off, np.int64),
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+        *offsets,
     )
 
 
@@ -74,6 +64,21 @@ def _interior_point(lo, hi):
 
 
 @njit(cache=True)
+def new_workspace(capacity, wmax):
+    """Buffers of the sweep: two segment sets (ends, A, B), the output per segment
+    (slope, intercept, scale) and per-neuron scratch. Reused across nets of a batch."""
+    capacity = max(capacity, 1)
+    wmax = max(wmax, 1)
+    return (
+        np.empty(capacity + 1), np.empty((capacity, wmax)), np.empty((capacity, wmax)),
+        np.empty(capacity + 1), np.empty((capacity, wmax)), np.empty((capacity, wmax)),
+        np.empty(capacity), np.empty(capacity), np.empty(capacity),
+        np.empty(wmax), np.empty(wmax), np.empty(wmax), np.empty(wmax),
+        np.empty(wmax, np.int64), np.zeros(wmax, np.int64), np.empty(wmax, np.bool_),
+    )
+
+
+@njit(cache=True)
 def enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity):
     """Partition [a, b] into activation regions and give f's slope on each.
 
@@ -81,38 +86,45 @@ def enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity):
     segment the output's slope and intercept and ``scale = sum |v_i| |A_i|``, the size
     of the terms that make up the slope (for a relative equality test).
     """
+    ws = new_workspace(capacity, sizes.max())
+    nseg, ws = sweep(wt, bf, sizes, a, b, merge_rtol, ws)
+    return ws[0][: nseg + 1].copy(), ws[6][:nseg].copy(), ws[7][:nseg].copy(), ws[8][:nseg].copy()
+
+
+@njit(cache=True)
+def sweep(wt, bf, sizes, a, b, merge_rtol, ws):
+    """The layer-by-layer sweep of one packed net, in the buffers ``ws``.
+
+    Returns ``(nseg, ws)``; buffers that had to grow are replaced in the returned
+    workspace, whose ``ws[0][:nseg+1]`` holds the segment ends and ``ws[6:9]`` the
+    slope, intercept and scale of each segment.
+    """
     span = b - a
     if not np.isfinite(span):
         span = 1.0
     n_layers = sizes.size - 1
-    wmax = 1
-    for i in range(sizes.size):
-        if sizes[i] > wmax:
-            wmax = sizes[i]
-    s = np.empty(wmax)
-    t = np.empty(wmax)
-    cx = np.empty(wmax)
-    cj = np.empty(wmax, np.int64)
-    bx = np.empty(wmax)
-    jb = np.zeros(wmax, np.int64)
-    act0 = np.empty(wmax, np.bool_)
-
+    wmax = sizes.max()
+    if ws[1].shape[1] < wmax:
+        ws = new_workspace(ws[1].shape[0], wmax)
+    xs, A, B, nxs, nA, nB, slope, intercept, scale, s, t, cx, bx, cj, jb, act0 = ws
+    cap_cur = A.shape[0]
+    cap_new = nA.shape[0]
     nseg = 1
-    xs = np.empty(2)
     xs[0] = a
     xs[1] = b
-    A = np.ones((1, 1))
-    B = np.zeros((1, 1))
+    A[0, 0] = 1.0
+    B[0, 0] = 0.0
     w_off = 0
     b_off = 0
     for layer in range(n_layers - 1):
         n_in = sizes[layer]
         n_out = sizes[layer + 1]
-        cap = max(capacity, 2 * nseg)
-        nxs = np.empty(cap + 1)
-        nA = np.empty((cap, n_out))
-        nB = np.empty((cap, n_out))
         n_new = 0
+        if cap_new < 2 * nseg:  # a layer at most ~doubles the segments: grow before, no copy
+            cap_new = 2 * nseg
+            nxs = np.empty(cap_new + 1)
+            nA = np.empty((cap_new, nA.shape[1]))
+            nB = np.empty((cap_new, nB.shape[1]))
         Wt = wt[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
         for k in range(nseg):
             lo = xs[k]
@@ -155,17 +167,17 @@ def enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity):
             mid = _interior_point(lo, hi)
             for j in range(n_out):
                 act0[j] = s[j] * mid + t[j] > 0.0
-            if n_new + nb + 1 > cap:
-                new_cap = 2 * cap
-                while n_new + nb + 1 > new_cap:
-                    new_cap *= 2
-                gx = np.empty(new_cap + 1)
+            if n_new + nb + 1 > cap_new:
+                grown = 2 * cap_new
+                while n_new + nb + 1 > grown:
+                    grown *= 2
+                gx = np.empty(grown + 1)
                 gx[:n_new] = nxs[:n_new]
-                gA = np.empty((new_cap, n_out))
+                gA = np.empty((grown, nA.shape[1]))
                 gA[:n_new] = nA[:n_new]
-                gB = np.empty((new_cap, n_out))
+                gB = np.empty((grown, nB.shape[1]))
                 gB[:n_new] = nB[:n_new]
-                nxs, nA, nB, cap = gx, gA, gB, new_cap
+                nxs, nA, nB, cap_new = gx, gA, gB, grown
             for q in range(nb + 1):
                 nxs[n_new] = lo if q == 0 else bx[q - 1]
                 for j in range(n_out):
@@ -181,17 +193,19 @@ def enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity):
                         nB[n_new, j] = 0.0
                 n_new += 1
         nxs[n_new] = b
-        xs = nxs[: n_new + 1]
-        A = nA
-        B = nB
+        xs, nxs = nxs, xs
+        A, nA = nA, A
+        B, nB = nB, B
+        cap_cur, cap_new = cap_new, cap_cur
         nseg = n_new
         w_off += n_in * n_out
         b_off += n_out
     # output layer (one neuron, affine)
     n_in = sizes[n_layers - 1]
-    slope = np.empty(nseg)
-    intercept = np.empty(nseg)
-    scale = np.empty(nseg)
+    if slope.size < nseg:
+        slope = np.empty(cap_cur)
+        intercept = np.empty(cap_cur)
+        scale = np.empty(cap_cur)
     bias = bf[b_off]
     for k in range(nseg):
         sv = 0.0
@@ -205,7 +219,9 @@ def enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity):
         slope[k] = sv
         intercept[k] = tv
         scale[k] = sc
-    return xs.copy(), slope, intercept, scale
+    return nseg, (xs, A, B, nxs, nA, nB, slope, intercept, scale, s, t, cx, bx, cj, jb, act0)
+
+
 
 
 @njit(cache=True)
@@ -240,26 +256,30 @@ def count_one(wt, bf, sizes, a, b, merge_rtol, slope_rtol, capacity):
 
 
 @njit(cache=True, parallel=True)
-def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, merge_rtol, slope_rtol, capacity):
-    """Pieces and regions of every net of a packed batch, one net per thread."""
+def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, merge_rtol, slope_rtol, capacity, n_workers):
+    """Pieces and regions of every net of a packed batch.
+
+    Worker ``r`` of ``n_workers`` takes nets ``r, r + n_workers, ...`` and reuses one
+    workspace for all of them: allocating per net serialises the threads on page faults.
+    """
     n = w_off.size - 1
     pieces = np.empty(n, np.int64)
     regions = np.empty(n, np.int64)
-    for i in prange(n):
-        xs, slope, intercept, scale = enumerate_segments(
-            wt[w_off[i] : w_off[i + 1]],
-            bf[b_off[i] : b_off[i + 1]],
-            sizes[s_off[i] : s_off[i + 1]],
-            a,
-            b,
-            merge_rtol,
-            capacity,
-        )
-        new = merge_pieces(slope, scale, slope_rtol)
-        p = 0
-        for k in range(new.size):
-            if new[k]:
-                p += 1
-        pieces[i] = p
-        regions[i] = slope.size
+    wmax = sizes.max() if sizes.size else 1
+    for r in prange(n_workers):
+        ws = new_workspace(capacity, wmax)
+        for i in range(r, n, n_workers):
+            nseg, ws = sweep(
+                wt[w_off[i] : w_off[i + 1]],
+                bf[b_off[i] : b_off[i + 1]],
+                sizes[s_off[i] : s_off[i + 1]],
+                a, b, merge_rtol, ws,
+            )
+            new = merge_pieces(ws[6][:nseg], ws[8][:nseg], slope_rtol)
+            p = 0
+            for k in range(nseg):
+                if new[k]:
+                    p += 1
+            pieces[i] = p
+            regions[i] = nseg
     return pieces, regions

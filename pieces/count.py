@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from . import _count_cpu, config
@@ -162,4 +163,5 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu"):
     return _count_cpu.count_batch(
         wt, bf, sizes, w_off, b_off, s_off, a, b,
         config.MERGE_RTOL, config.SLOPE_RTOL, config.COUNT_INITIAL_CAPACITY,
+        min(numba.get_num_threads(), len(nets)),
     )

@@ -42,7 +42,7 @@ class ReLUNet:
     [0.0, 0.5, 0.0]
     """
 
-    __slots__ = ("_weights", "_biases")
+    __slots__ = ("_weights", "_biases", "_packed")
 
     def __init__(self, weights, biases):
         if len(weights) != len(biases):
@@ -76,6 +76,8 @@ class ReLUNet:
                 raise ValueError(f"{name}: a layer needs at least one neuron")
             if not (np.isfinite(w).all() and np.isfinite(b).all()):
                 raise ValueError(f"{name}: weights and biases must be finite (found NaN or inf)")
+            w.flags.writeable = False  # private copies: a net never changes
+            b.flags.writeable = False
             ws.append(w)
             bs.append(b)
             n_in = w.shape[0]
@@ -83,17 +85,34 @@ class ReLUNet:
             raise ValueError(f"output layer has {n_in} outputs; the output must be 1-D")
         self._weights = tuple(ws)
         self._biases = tuple(bs)
+        self._packed = None
+
+    def packed(self):
+        """The net as the kernels take it: ``(wt, bf, sizes)``.
+
+        ``wt`` holds each weight matrix transposed, ``(n_in, n_out)`` row-major, one
+        after another; ``bf`` the biases; ``sizes`` the layer sizes ``[1, w_1, ..., 1]``.
+        Computed once per net (nets are immutable).
+        """
+        if self._packed is None:
+            wt = np.concatenate([w.T.ravel() for w in self._weights])
+            bf = np.concatenate(self._biases)
+            sizes = np.array([1] + [w.shape[0] for w in self._weights], dtype=np.int64)
+            for arr in (wt, bf, sizes):
+                arr.flags.writeable = False
+            self._packed = (wt, bf, sizes)
+        return self._packed
 
     # -- structure -------------------------------------------------------------------
     @property
     def weights(self):
-        """Weight matrices, ``(n_out, n_in)`` each (read-only views)."""
-        return [_readonly(w) for w in self._weights]
+        """Weight matrices, ``(n_out, n_in)`` each (read-only)."""
+        return list(self._weights)
 
     @property
     def biases(self):
-        """Bias vectors (read-only views)."""
-        return [_readonly(b) for b in self._biases]
+        """Bias vectors (read-only)."""
+        return list(self._biases)
 
     @property
     def widths(self) -> tuple:
@@ -269,9 +288,3 @@ class ReLUNet:
             if w.dtype.kind not in "fiu" or b.dtype.kind not in "fiu":
                 raise ValueError(f"{path}: layer {i} holds non-numeric data ({w.dtype}, {b.dtype})")
         return cls(ws, bs)
-
-
-def _readonly(a):
-    v = a.view()
-    v.flags.writeable = False
-    return v

@@ -1,0 +1,215 @@
+"""Speed and memory of the exact counter, as ratios measured in one run.
+
+Run: ``.venv/bin/python benchmarks/bench_count.py`` (``make bench``). Prints one line
+per goal of the counting issue with the measured figure and whether it is met.
+"""
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the numpy baselines use one core
+
+import subprocess
+import sys
+import time
+
+import numba
+import numpy as np
+from numba import njit
+from numba.typed import List
+
+from pieces import ReLUNet, count_pieces, count_pieces_batch, sawtooth
+
+
+def best_of(fn, repeat=5, number=1):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return min(times)
+
+
+# -- a straightforward list-based Numba counter: the baseline the issue names ----------
+@njit
+def _list_count(ws, bs, a, b):
+    segs_lo = List([a])
+    segs_hi = List([b])
+    As = List([np.ones(1)])
+    Bs = List([np.zeros(1)])
+    for layer in range(len(ws) - 1):
+        W = ws[layer]
+        bias = bs[layer]
+        n_lo, n_hi, nA, nB = List([0.0]), List([0.0]), List([np.ones(1)]), List([np.ones(1)])
+        n_lo.pop()
+        n_hi.pop()
+        nA.pop()
+        nB.pop()
+        for k in range(len(segs_lo)):
+            s = W @ As[k]
+            t = W @ Bs[k] + bias
+            cuts = [segs_lo[k]]
+            for j in range(s.size):
+                if s[j] != 0.0:
+                    c = -t[j] / s[j]
+                    if segs_lo[k] < c < segs_hi[k]:
+                        cuts.append(c)
+            cuts.append(segs_hi[k])
+            cuts.sort()
+            for q in range(len(cuts) - 1):
+                if cuts[q + 1] - cuts[q] <= 1e-12:
+                    continue
+                m = 0.5 * (cuts[q] + cuts[q + 1])
+                on = (s * m + t) > 0
+                n_lo.append(cuts[q])
+                n_hi.append(cuts[q + 1])
+                nA.append(np.where(on, s, 0.0))
+                nB.append(np.where(on, t, 0.0))
+        segs_lo, segs_hi, As, Bs = n_lo, n_hi, nA, nB
+    v = ws[len(ws) - 1][0]
+    pieces = 1
+    prev = np.dot(v, As[0])
+    for k in range(1, len(As)):
+        cur = np.dot(v, As[k])
+        if abs(cur - prev) > 1e-9 * max(abs(cur), abs(prev)):
+            pieces += 1
+        prev = cur
+    return pieces
+
+
+def list_count(net, a, b):
+    return _list_count(List(net.weights), List(net.biases), a, b)
+
+
+def grid_count(net, a, b, n=1_000_000):
+    """What a sampling tool does: evaluate on n points, count slope changes.
+
+    A kink inside a cell changes the slope at both of the cell's ends, so runs of
+    neighbouring changes count once.
+    """
+    x = np.linspace(a, b, n)
+    y = net(x)
+    slope = np.diff(y) / np.diff(x)
+    d = np.abs(np.diff(slope)) > 1e-6 * np.abs(slope).max()
+    return 1 + int(np.count_nonzero(d[1:] & ~d[:-1]) + d[0])
+
+
+def segments_per_layer(net, interval):
+    """Segments entering each affine layer (the counter's work per layer)."""
+    segs = [1]
+    for layer in range(1, net.depth + 1):
+        ws = list(net.weights[:layer]) + [np.zeros((1, net.widths[layer - 1]))]
+        bs = list(net.biases[:layer]) + [np.zeros(1)]
+        segs.append(count_pieces(ReLUNet(ws, bs), interval).regions)
+    return segs
+
+
+def peak_dgemm_gflops():
+    a = np.random.default_rng(0).random((1500, 1500))
+    a @ a
+    return 2 * 1500**3 / best_of(lambda: a @ a, repeat=3) / 1e9
+
+
+def report(name, value, goal, ok):
+    print(f"{'PASS' if ok else 'MISS'}  {name:58} {value:>22}   goal {goal}")
+
+
+def bench_sawtooth():
+    net = sawtooth(20)
+    numba.set_num_threads(1)
+    count_pieces(sawtooth(3), (0.0, 1.0))
+    t = best_of(lambda: count_pieces(net, (0.0, 1.0)), repeat=5)
+    assert count_pieces(net, (0.0, 1.0)).pieces == 2**20
+    report("sawtooth(20), 1,048,576 pieces, exact, 1 core", f"{t:.3f} s", "< 0.25 s", t < 0.25)
+    list_count(sawtooth(3), 0.0, 1.0)
+    t_list = best_of(lambda: list_count(net, 0.0, 1.0), repeat=1)
+    report("  vs straightforward list-based Numba counter", f"{t_list:.2f} s = {t_list / t:.1f}x", "faster", t_list > t)
+
+
+def bench_vs_grid():
+    net = ReLUNet.random([32] * 16, init="he", seed=0)
+    iv = (-3.0, 3.0)
+    exact = count_pieces(net, iv)
+    t_exact = best_of(lambda: count_pieces(net, iv), repeat=20)
+    t_grid = best_of(lambda: grid_count(net, *iv), repeat=3)
+    g = grid_count(net, *iv)
+    g4 = grid_count(net, *iv, n=10_000)
+    r = count_pieces(net, iv, method="rational").pieces if os.environ.get("BENCH_RATIONAL") else None
+    report("He w=32 L=16 on [-3,3]: exact count vs numpy 1e6-point grid",
+           f"{t_exact * 1e3:.2f} ms vs {t_grid * 1e3:.0f} ms = {t_grid / t_exact:.0f}x", ">= 100x",
+           t_grid / t_exact >= 100)
+    print(f"      exact pieces {exact.pieces}, regions {exact.regions}; grid finds {g} pieces"
+          + (f"; rational oracle {r}" if r is not None else "")
+          + f" (with 1e4 points {g4})" + f"; narrowest piece {np.diff(np.r_[iv[0], exact.breakpoints, iv[1]]).min():.2e}"
+          + f" vs grid cell {(iv[1] - iv[0]) / 1e6:.0e}")
+
+
+def bench_throughput():
+    numba.set_num_threads(1)
+    peak = peak_dgemm_gflops()
+    print(f"      one-core float64 peak, measured as numpy DGEMM: {peak:.1f} GFLOP/s")
+    for w, L in [(16, 16), (32, 16), (64, 8), (64, 16)]:
+        net = ReLUNet.random([w] * L, seed=0)
+        iv = (-np.inf, np.inf)
+        t = best_of(lambda: count_pieces(net, iv), repeat=10, number=3)
+        segs = segments_per_layer(net, iv)
+        sizes = [1] + [w] * L + [1]
+        flops = sum(s * 4 * a * b for s, a, b in zip(segs, sizes[:-1], sizes[1:]))
+        gf = flops / t / 1e9
+        ok = gf >= 0.25 * peak if w == 64 else True
+        report(f"throughput w={w} L={L} ({count_pieces(net, iv).pieces} pieces on R)",
+               f"{sum(segs) / t / 1e6:.2f} M piece-layers/s", "", True)
+        report(f"  at the 4 w^2 flop bound", f"{gf:.1f} GFLOP/s = {100 * gf / peak:.0f}% peak",
+               ">= 25% at w=64" if w == 64 else "(info)", ok)
+
+
+def bench_batch_scaling():
+    nets = [ReLUNet.random([32] * 12, seed=s) for s in range(64)]
+    iv = (-np.inf, np.inf)
+    count_pieces_batch(nets[:2], iv)
+    res = {}
+    for th in (1, 2):
+        numba.set_num_threads(th)
+        res[th] = best_of(lambda: count_pieces_batch(nets, iv), repeat=15)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    sp = res[1] / res[2]
+    report("count_pieces_batch, 64 nets w=32 L=12: 2 threads vs 1",
+           f"{res[1] * 1e3:.1f} / {res[2] * 1e3:.1f} ms = {sp:.2f}x", ">= 1.7x", sp >= 1.7)
+
+
+_MEM_CHILD = """
+import numba
+numba.set_num_threads(1)
+from pieces import count_pieces, sawtooth
+def hwm():  # peak RSS of this process image in KiB (ru_maxrss survives execve)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+count_pieces(sawtooth(3), (0.0, 1.0))
+before = hwm()
+c = count_pieces(sawtooth(20), (0.0, 1.0))
+after = hwm()
+assert c.pieces == 2**20
+print(before, after)
+"""
+
+
+def bench_memory():
+    out = subprocess.run([sys.executable, "-c", _MEM_CHILD], capture_output=True, text=True, check=True)
+    before, after = (int(v) / 1024 for v in out.stdout.split())
+    report("peak RSS counting 2^20 pieces (whole process)", f"{after:.0f} MiB (+{after - before:.0f})",
+           "< 1024 MiB", after < 1024)
+
+
+def main():
+    print(f"relu-pieces counting benchmarks; numba {numba.__version__}, "
+          f"{numba.config.NUMBA_NUM_THREADS} threads available")
+    bench_sawtooth()
+    bench_vs_grid()
+    bench_throughput()
+    bench_batch_scaling()
+    bench_memory()
+
+
+if __name__ == "__main__":
+    main()

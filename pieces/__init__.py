@@ -14,7 +14,10 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from .constructions import sawtooth, yarotsky_square
 from .count import PieceCount, count_pieces, count_pieces_batch
+from .init import initial_net
 from .net import ReLUNet
+from .precision import parse_precision, round_array
+from .train import TrainConfig, TrainResult, train, train_batch
 
 try:
     __version__ = _version("relu-pieces")
@@ -28,5 +31,12 @@ __all__ = [
     "count_pieces_batch",
     "sawtooth",
     "yarotsky_square",
+    "initial_net",
+    "parse_precision",
+    "round_array",
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "train_batch",
     "__version__",
 ]

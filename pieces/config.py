@@ -13,6 +13,7 @@ __all__ = [
     "METHODS",
     "DEVICES",
     "COUNT_INITIAL_CAPACITY",
+    "SGD_BATCH_SIZE",
 ]
 
 #: Two zero crossings closer than ``MERGE_RTOL * max(span, |x1|, |x2|)`` are one
@@ -47,3 +48,6 @@ DEVICES = ("cpu", "cuda")
 
 #: Segments preallocated by the exact counter; buffers double when full.
 COUNT_INITIAL_CAPACITY = 64
+
+#: Minibatch size of ``optimizer="sgd"`` when ``batch_size`` is not given.
+SGD_BATCH_SIZE = 32

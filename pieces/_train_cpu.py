@@ -1,0 +1,310 @@
+"""Numba CPU kernels of training: forward, backprop and updates in any precision.
+
+Parameters of one net live in one flat array ``theta``, layer after layer: the weight
+matrix transposed, ``(n_in, n_out)`` row-major, then the bias. Arrays have the compute
+dtype of the precision (float32 for fp32/fp16/bf16, float64 for fp64/pK), and every
+arithmetic result goes through ``rnd`` (a no-op for fp32/fp64): products, sums, the
+loss, the gradient, the update. Loops run in a fixed order, so results are bit for bit
+reproducible, and identical between ``train`` and ``train_batch``.
+
+Loss: ``L = (1/N) sum_n (f(x_n) - y_n)**2``; ``dL/df(x_n) = (2 r_n) / N``.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from .precision import rnd
+
+__all__ = ["OPTIMIZERS", "param_layout", "loss_grad", "run_steps", "run_steps_batch", "forward_loss"]
+
+#: Optimiser codes of the kernels.
+OPTIMIZERS = {"gd": 0, "sgd": 1, "adam": 2}
+
+
+def param_layout(sizes):
+    """``(w_off, b_off, n_params)`` of the flat parameter vector for layer ``sizes``."""
+    w_off, b_off = [], []
+    p = 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        w_off.append(p)
+        p += n_in * n_out
+        b_off.append(p)
+        p += n_out
+    return np.array(w_off, np.int64), np.array(b_off, np.int64), p
+
+
+@njit(cache=True, error_model="numpy")
+def _layout(sizes):
+    n = sizes.size - 1
+    w_off = np.empty(n, np.int64)
+    b_off = np.empty(n, np.int64)
+    h_off = np.empty(n + 1, np.int64)
+    p = 0
+    h = 0
+    for l in range(n):
+        w_off[l] = p
+        p += sizes[l] * sizes[l + 1]
+        b_off[l] = p
+        p += sizes[l + 1]
+    for l in range(n + 1):
+        h_off[l] = h
+        h += sizes[l]
+    return w_off, b_off, h_off, h
+
+
+@njit(cache=True, error_model="numpy")
+def _forward(theta, sizes, xb, yb, H, r, rs):
+    """Forward pass of the batch ``xb``; activations into ``H`` (row: a neuron of some
+    layer, column: a sample), residuals into ``r``; returns the loss.
+
+    Preactivations are summed in layer order, ``b_j + w_j0 h_0 + w_j1 h_1 + ...``, each
+    product and sum rounded. Loops over samples are innermost, so they vectorise.
+    """
+    nb = xb.size
+    n_layers = sizes.size - 1
+    w_off, b_off, h_off, h_tot = _layout(sizes)
+    zero = theta[0] - theta[0]
+    for n in range(nb):
+        H[0, n] = xb[n]
+    for l in range(n_layers):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        Wt = theta[w_off[l] : w_off[l] + n_in * n_out].reshape((n_in, n_out))
+        i0 = h_off[l]
+        for j in range(n_out):
+            row = h_off[l + 1] + j
+            bj = theta[b_off[l] + j]
+            for n in range(nb):
+                H[row, n] = bj
+            i = 0
+            while i + 4 <= n_in:  # four terms per pass, still added in order
+                w0 = Wt[i, j]
+                w1 = Wt[i + 1, j]
+                w2 = Wt[i + 2, j]
+                w3 = Wt[i + 3, j]
+                for n in range(nb):
+                    z = H[row, n]
+                    z = rnd(z + rnd(w0 * H[i0 + i, n], rs), rs)
+                    z = rnd(z + rnd(w1 * H[i0 + i + 1, n], rs), rs)
+                    z = rnd(z + rnd(w2 * H[i0 + i + 2, n], rs), rs)
+                    z = rnd(z + rnd(w3 * H[i0 + i + 3, n], rs), rs)
+                    H[row, n] = z
+                i += 4
+            while i < n_in:
+                w0 = Wt[i, j]
+                for n in range(nb):
+                    H[row, n] = rnd(H[row, n] + rnd(w0 * H[i0 + i, n], rs), rs)
+                i += 1
+            if l < n_layers - 1:
+                for n in range(nb):
+                    z = H[row, n]
+                    H[row, n] = z if z > zero else zero
+    loss = zero
+    out = h_off[n_layers]
+    for n in range(nb):
+        rn = rnd(H[out, n] - yb[n], rs)
+        r[n] = rn
+        loss = rnd(loss + rnd(rn * rn, rs), rs)
+    return rnd(loss / nb, rs)
+
+
+@njit(cache=True, error_model="numpy")
+def _backward(theta, sizes, H, r, G, D, E, Dt, rs):
+    """Gradient of the loss into ``G`` (same layout as theta). ``D``, ``E``: (wmax, nb)
+    scratch for the deltas; ``Dt``: (nb, wmax) for the deltas sample-major."""
+    nb = r.size
+    n_layers = sizes.size - 1
+    w_off, b_off, h_off, h_tot = _layout(sizes)
+    zero = theta[0] - theta[0]
+    # dL/df = 2 r / N
+    for n in range(nb):
+        D[0, n] = rnd((r[n] + r[n]) / nb, rs)
+    for l in range(n_layers - 1, -1, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        i0 = h_off[l]
+        Gw = G[w_off[l] : w_off[l] + n_in * n_out].reshape((n_in, n_out))
+        for j in range(n_out):
+            for n in range(nb):
+                Dt[n, j] = D[j, n]
+        # sums over the samples, in sample order; the inner loops run over j
+        Gb = G[b_off[l] : b_off[l] + n_out]
+        for j in range(n_out):
+            Gw[:, j] = zero
+            Gb[j] = zero
+        for n in range(nb):
+            for j in range(n_out):
+                Gb[j] = rnd(Gb[j] + Dt[n, j], rs)
+            for i in range(n_in):
+                h = H[i0 + i, n]
+                if h == zero:
+                    continue  # adds exactly nothing
+                for j in range(n_out):
+                    Gw[i, j] = rnd(Gw[i, j] + rnd(h * Dt[n, j], rs), rs)
+        if l == 0:
+            break
+        Wt = theta[w_off[l] : w_off[l] + n_in * n_out].reshape((n_in, n_out))
+        for i in range(n_in):
+            for n in range(nb):
+                E[i, n] = zero
+            j = 0
+            while j + 4 <= n_out:
+                w0 = Wt[i, j]
+                w1 = Wt[i, j + 1]
+                w2 = Wt[i, j + 2]
+                w3 = Wt[i, j + 3]
+                for n in range(nb):
+                    e = E[i, n]
+                    e = rnd(e + rnd(w0 * D[j, n], rs), rs)
+                    e = rnd(e + rnd(w1 * D[j + 1, n], rs), rs)
+                    e = rnd(e + rnd(w2 * D[j + 2, n], rs), rs)
+                    e = rnd(e + rnd(w3 * D[j + 3, n], rs), rs)
+                    E[i, n] = e
+                j += 4
+            while j < n_out:
+                w0 = Wt[i, j]
+                for n in range(nb):
+                    E[i, n] = rnd(E[i, n] + rnd(w0 * D[j, n], rs), rs)
+                j += 1
+            for n in range(nb):  # ReLU'(z) = 1 where z > 0, else 0
+                E[i, n] = E[i, n] if H[i0 + i, n] > zero else zero
+        D, E = E, D
+
+
+@njit(cache=True, error_model="numpy")
+def _workspace(theta, sizes, nb):
+    w_off, b_off, h_off, h_tot = _layout(sizes)
+    wmax = sizes.max()
+    dt = theta.dtype
+    return (
+        np.empty((h_tot, nb), dt), np.empty(nb, dt), np.empty(theta.size, dt),
+        np.empty((wmax, nb), dt), np.empty((wmax, nb), dt), np.empty((nb, wmax), dt),
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def forward_loss(theta, sizes, x, y, rs):
+    """Loss of the net on (x, y), computed in the precision."""
+    H, r, G, D, E, Dt = _workspace(theta, sizes, x.size)
+    return _forward(theta, sizes, x, y, H, r, rs)
+
+
+@njit(cache=True, error_model="numpy")
+def loss_grad(theta, sizes, x, y, rs):
+    """``(loss, gradient)`` on (x, y), computed in the precision."""
+    H, r, G, D, E, Dt = _workspace(theta, sizes, x.size)
+    loss = _forward(theta, sizes, x, y, H, r, rs)
+    _backward(theta, sizes, H, r, G, D, E, Dt, rs)
+    return loss, G
+
+
+@njit(cache=True, error_model="numpy")
+def _splitmix(state):
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, error_model="numpy")
+def epoch_permutation(n, seed, epoch, perm):
+    """Fisher-Yates shuffle of 0..n-1 from a splitmix64 stream of (seed, epoch)."""
+    state = np.uint64(seed) * np.uint64(0x100000001B3) + np.uint64(epoch)
+    state, _ = _splitmix(state)
+    for i in range(n):
+        perm[i] = i
+    for i in range(n - 1, 0, -1):
+        state, z = _splitmix(state)
+        j = np.int64(z % np.uint64(i + 1))
+        perm[i], perm[j] = perm[j], perm[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _run(theta, m, v, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seed, rs):
+    N = X.size
+    nb = N if (batch <= 0 or batch >= N) else batch
+    H, r, G, D, E, Dt = _workspace(theta, sizes, nb)
+    new = np.empty_like(theta)
+    xb = np.empty(nb, X.dtype)
+    yb = np.empty(nb, X.dtype)
+    perm = np.empty(N, np.int64)
+    spe = N // nb  # steps per epoch
+    epoch_now = -1
+    b1, omb1, b2, omb2, eps = hp[0], hp[1], hp[2], hp[3], hp[4]
+    loss = theta[0] - theta[0]
+    for s in range(step0, step0 + n_steps):
+        if nb == N:
+            xb[:] = X
+            yb[:] = Y
+        else:
+            epoch = s // spe
+            if epoch != epoch_now:
+                epoch_permutation(N, seed, epoch, perm)
+                epoch_now = epoch
+            start = (s % spe) * nb
+            for k in range(nb):
+                xb[k] = X[perm[start + k]]
+                yb[k] = Y[perm[start + k]]
+        loss = _forward(theta, sizes, xb, yb, H, r, rs)
+        if not np.isfinite(loss):
+            return s - step0, loss, True
+        _backward(theta, sizes, H, r, G, D, E, Dt, rs)
+        rate = lr[s]
+        ok = True
+        if opt == 2:
+            c1 = bc[s, 0]
+            c2 = bc[s, 1]
+            for k in range(theta.size):
+                g = G[k]
+                mk = rnd(rnd(b1 * m[k], rs) + rnd(omb1 * g, rs), rs)
+                vk = rnd(rnd(b2 * v[k], rs) + rnd(rnd(omb2 * g, rs) * g, rs), rs)
+                m[k] = mk
+                v[k] = vk
+                mh = rnd(mk / c1, rs)
+                vh = rnd(vk / c2, rs)
+                den = rnd(rnd(np.sqrt(vh), rs) + eps, rs)
+                step = rnd(rate * rnd(mh / den, rs), rs)
+                new[k] = rnd(theta[k] - step, rs)
+                ok = ok and np.isfinite(new[k])
+        else:
+            for k in range(theta.size):
+                new[k] = rnd(theta[k] - rnd(rate * G[k], rs), rs)
+                ok = ok and np.isfinite(new[k])
+        if not ok:
+            return s - step0, loss, True
+        theta[:] = new
+    return n_steps, loss, False
+
+
+def run_steps(theta, m, v, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seed, rounding):
+    """Run ``n_steps`` updates in place from global step ``step0``.
+
+    Returns ``(steps_done, last_loss, diverged)``; on divergence ``theta`` keeps the
+    last finite parameters (the failing step is not applied).
+    """
+    return _run(theta, m, v, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seed, rounding)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _run_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active,
+               rs):
+    n = thetas.shape[0]
+    done = np.zeros(n, np.int64)
+    losses = np.zeros(n, np.float64)
+    diverged = np.zeros(n, np.bool_)
+    for i in prange(n):
+        if not active[i]:
+            continue
+        d, loss, div = _run(thetas[i], ms[i], vs[i], sizes, X, Y, lr, bc, hp, opt, step0, n_steps,
+                            batch, seeds[i], rs)
+        done[i] = d
+        losses[i] = loss
+        diverged[i] = div
+    return done, losses, diverged
+
+
+def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active, rounding):
+    """``run_steps`` for the rows of ``thetas`` (same architecture), one net per thread."""
+    return _run_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds,
+                      active, rounding)

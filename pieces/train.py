@@ -1,0 +1,402 @@
+"""Training by GD, SGD or Adam in any precision, recording exact piece counts.
+
+Examples
+--------
+>>> from pieces import ReLUNet, TrainConfig, train
+>>> cfg = TrainConfig(optimizer="adam", lr=0.01, steps=200, record_every=100)
+>>> res = train(ReLUNet.random([8, 8], seed=0), "square", cfg)
+>>> res.history["step"].tolist(), res.diverged
+([0, 100, 200], False)
+>>> bool(res.history["loss"][-1] < res.history["loss"][0])
+True
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import _train_cpu, config
+from .count import check_interval, count_pieces_batch
+from .net import ReLUNet
+from .precision import Format, parse_precision, round_array
+from .targets import resolve_target
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "train_batch",
+    "HISTORY_DTYPE",
+    "history_to_csv",
+    "net_to_theta",
+    "theta_to_net",
+    "training_data",
+]
+
+#: Columns of ``TrainResult.history``.
+HISTORY_DTYPE = np.dtype([("step", np.int64), ("loss", np.float64), ("pieces", np.int64), ("regions", np.int64)])
+
+SCHEDULES = ("constant", "cosine", "linear", "exp")
+SAMPLINGS = ("grid", "random")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Parameters
+    ----------
+    optimizer : {"gd", "sgd", "adam"}
+        Full-batch gradient descent (the paper's setting), minibatch SGD, or Adam
+        (full batch unless ``batch_size`` is set).
+    lr : float
+        Learning rate (> 0); the schedule starts here.
+    steps : int
+        Number of updates (> 0).
+    n_samples : int
+        Training points on ``interval`` (>= 2).
+    precision : str
+        ``fp64``, ``fp32``, ``fp16``, ``bf16`` or ``pK``: forward pass, backprop and
+        update all run in it (see :mod:`pieces.precision`).
+    batch_size : int, optional
+        Minibatch size for ``sgd`` (default ``config.SGD_BATCH_SIZE``) and ``adam``;
+        ``gd`` is always full batch.
+    record_every : int
+        Record loss, pieces and regions every this many steps (and at the start and end).
+    seed : int
+        Seed of random sampling and minibatch order.
+    device : {"cpu", "cuda"}
+    interval : (float, float)
+        Domain of the training points, and where pieces are counted.
+    sampling : {"grid", "random"}
+        Equally spaced points (ends included), or uniform random ones from ``seed``.
+    schedule : {"constant", "cosine", "linear", "exp"}
+        Learning rate over the steps, from ``lr`` to ``lr * lr_final``.
+    lr_final : float
+        Final learning rate as a fraction of ``lr`` (not used by ``constant``).
+    betas, adam_eps : Adam's hyper-parameters.
+    """
+
+    optimizer: str = "gd"
+    lr: float = 0.01
+    steps: int = 1000
+    n_samples: int = 256
+    precision: str = "fp64"
+    batch_size: int | None = None
+    record_every: int = 100
+    seed: int = 0
+    device: str = "cpu"
+    interval: tuple = (0.0, 1.0)
+    sampling: str = "grid"
+    schedule: str = "constant"
+    lr_final: float = 0.01
+    betas: tuple = (0.9, 0.999)
+    adam_eps: float = 1e-8
+
+    def __post_init__(self):
+        if self.optimizer not in _train_cpu.OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(_train_cpu.OPTIMIZERS)}")
+        parse_precision(self.precision)
+        if not _positive_finite(self.lr):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        for name in ("steps", "record_every"):
+            if not _positive_int(getattr(self, name)):
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not _positive_int(self.n_samples) or self.n_samples < 2:
+            raise ValueError(f"n_samples must be an integer >= 2, got {self.n_samples!r}")
+        if self.batch_size is not None:
+            if not _positive_int(self.batch_size):
+                raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+            if self.optimizer == "gd" and self.batch_size < self.n_samples:
+                raise ValueError("optimizer 'gd' is full-batch; use 'sgd' for minibatches")
+        if self.device not in config.DEVICES:
+            raise ValueError(f"unknown device {self.device!r}; expected one of {', '.join(config.DEVICES)}")
+        a, b = check_interval(self.interval)
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise ValueError("the training interval must be finite")
+        object.__setattr__(self, "interval", (a, b))
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling {self.sampling!r}; expected one of {', '.join(SAMPLINGS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; expected one of {', '.join(SCHEDULES)}")
+        if not _positive_finite(self.lr_final) or self.lr_final > 1:
+            raise ValueError(f"lr_final must be in (0, 1], got {self.lr_final!r}")
+        b1, b2 = self.betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas must lie in [0, 1), got {self.betas!r}")
+        if not _positive_finite(self.adam_eps):
+            raise ValueError(f"adam_eps must be a positive number, got {self.adam_eps!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    @property
+    def format(self) -> Format:
+        return parse_precision(self.precision)
+
+    @property
+    def effective_batch(self) -> int:
+        """Points per step (``n_samples`` for full batch)."""
+        if self.optimizer == "sgd":
+            return min(self.batch_size or config.SGD_BATCH_SIZE, self.n_samples)
+        return min(self.batch_size or self.n_samples, self.n_samples)
+
+    def learning_rates(self) -> np.ndarray:
+        """The float64 learning rate of every step."""
+        t = np.arange(self.steps) / max(self.steps - 1, 1)
+        lo = self.lr * self.lr_final
+        if self.schedule == "constant":
+            return np.full(self.steps, float(self.lr))
+        if self.schedule == "cosine":
+            return lo + 0.5 * (self.lr - lo) * (1 + np.cos(np.pi * t))
+        if self.schedule == "linear":
+            return self.lr + (lo - self.lr) * t
+        return self.lr * self.lr_final**t
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes
+    ----------
+    net : ReLUNet
+        The final network (the last finite one if the run diverged).
+    history : numpy structured array
+        Columns ``step``, ``loss`` (fp64 MSE of the current weights on the training
+        points), ``pieces`` and ``regions`` (exact counts on ``config.interval``).
+    diverged : bool
+        A step produced a non-finite loss or weight; the run stopped before it.
+    steps_done : int
+    config : TrainConfig
+    """
+
+    net: ReLUNet
+    history: np.ndarray
+    diverged: bool
+    steps_done: int
+    config: TrainConfig = field(repr=False)
+
+
+def _positive_int(v):
+    return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v > 0
+
+
+def _positive_finite(v):
+    return not isinstance(v, bool) and isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) and v > 0
+
+
+def net_to_theta(net, dtype=np.float64):
+    """Flat parameters of ``net`` in the training layout (float64)."""
+    parts = []
+    for w, b in zip(net._weights, net._biases):
+        parts.append(w.T.ravel())
+        parts.append(b)
+    return np.concatenate(parts).astype(dtype)
+
+
+def theta_to_net(theta, sizes):
+    """The :class:`ReLUNet` of flat parameters ``theta`` (values taken exactly)."""
+    theta = np.asarray(theta, dtype=np.float64)
+    ws, bs = [], []
+    p = 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        ws.append(theta[p : p + n_in * n_out].reshape(n_in, n_out).T)
+        p += n_in * n_out
+        bs.append(theta[p : p + n_out])
+        p += n_out
+    return ReLUNet(ws, bs)
+
+
+def training_data(target, config):
+    """``(x, y)`` float64 training points and targets of ``config``."""
+    a, b = config.interval
+    if config.sampling == "grid":
+        x = np.linspace(a, b, config.n_samples)
+    else:
+        x = np.random.default_rng([config.seed, 2]).uniform(a, b, config.n_samples)
+    y = resolve_target(target)(x)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("the target is not finite at every training point")
+    return x, y
+
+
+class _Plan:
+    """Everything the kernels need that does not depend on the net."""
+
+    def __init__(self, target, config):
+        if config.device == "cuda":
+            raise RuntimeError("device='cuda': the CUDA training kernels are not part of this build")
+        self.config = config
+        fmt = config.format
+        self.fmt = fmt
+        dt = fmt.compute_dtype
+        self.dtype = dt
+        self.x, self.y = training_data(target, config)
+        self.X = round_array(self.x, fmt).astype(dt)
+        self.Y = round_array(self.y, fmt).astype(dt)
+        self.lr = round_array(config.learning_rates(), fmt).astype(dt)
+        if np.any(self.lr == 0):
+            raise ValueError(f"lr underflows to 0 in {fmt.name}")
+        b1, b2 = config.betas
+        t = np.arange(1, config.steps + 1, dtype=np.float64)
+        self.bc = round_array(np.stack([1 - b1**t, 1 - b2**t], axis=1), fmt).astype(dt)
+        self.bc[self.bc == 0] = 1  # beta = 0: no correction
+        self.hp = round_array(np.array([b1, 1 - b1, b2, 1 - b2, config.adam_eps]), fmt).astype(dt)
+        self.rounding = fmt.rounding
+        self.opt = _train_cpu.OPTIMIZERS[config.optimizer]
+        self.batch = config.effective_batch if config.effective_batch < config.n_samples else 0
+
+    def theta(self, net):
+        return round_array(net_to_theta(net), self.fmt).astype(self.dtype)
+
+    def record(self, thetas, sizes, steps):
+        """History rows for the parameter vectors ``thetas``, all at ``steps``."""
+        nets = [theta_to_net(t, sizes) for t in thetas]
+        pieces, regions = count_pieces_batch(nets, self.config.interval)
+        rows = []
+        for net, p, r in zip(nets, pieces, regions):
+            loss = float(np.mean((net(self.x) - self.y) ** 2))
+            rows.append((steps, loss, int(p), int(r)))
+        return nets, rows
+
+
+def _check_nets(nets):
+    for net in nets:
+        if not isinstance(net, ReLUNet):
+            raise ValueError(f"expected a ReLUNet, got {type(net).__name__}")
+
+
+def train(net, target, config=None) -> TrainResult:
+    """Train ``net`` on ``target`` as ``config`` says.
+
+    Parameters
+    ----------
+    net : ReLUNet
+        The starting network (its weights are rounded to the precision first).
+    target : str or callable
+        A name of :mod:`pieces.targets` or a vectorised function of x.
+    config : TrainConfig
+
+    Returns
+    -------
+    TrainResult
+        Never raises on divergence: the run stops with ``diverged=True``.
+    """
+    return train_batch([net], target, config)[0]
+
+
+def train_batch(nets, target, config=None, seeds=None):
+    """Train many nets in parallel (one per Numba thread), as :func:`train` would.
+
+    Net ``i`` is trained with ``replace(config, seed=seeds[i])`` (default: all with
+    ``config.seed``); results are bit-identical to training them one by one.
+
+    Returns
+    -------
+    list of TrainResult
+    """
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    nets = list(nets)
+    _check_nets(nets)
+    seeds = [config.seed] * len(nets) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != len(nets):
+        raise ValueError(f"{len(seeds)} seeds for {len(nets)} nets")
+    if any(s < 0 for s in seeds):
+        raise ValueError("seeds must be non-negative")
+    if config.sampling == "random" and len(set(seeds)) > 1:
+        # the training points depend on the seed: plan per seed
+        out = [None] * len(nets)
+        for s in sorted(set(seeds)):
+            idx = [i for i, t in enumerate(seeds) if t == s]
+            for i, res in zip(idx, train_batch([nets[i] for i in idx], target, replace(config, seed=s))):
+                out[i] = res
+        return out
+    plan = _Plan(target, config)
+    results = [None] * len(nets)
+    groups = {}
+    for i, net in enumerate(nets):
+        groups.setdefault(tuple(net.widths), []).append(i)
+    for widths, idx in groups.items():
+        sizes = np.array([1, *widths, 1], dtype=np.int64)
+        for i, res in zip(idx, _train_group([nets[i] for i in idx], sizes, [seeds[i] for i in idx], plan)):
+            results[i] = res
+    return results
+
+
+def _train_group(nets, sizes, seeds, plan):
+    cfg = plan.config
+    thetas = np.stack([plan.theta(n) for n in nets])
+    ms = np.zeros_like(thetas)
+    vs = np.zeros_like(thetas)
+    seeds_arr = np.array(seeds, dtype=np.int64)
+    active = np.ones(len(nets), dtype=np.bool_)
+    done = np.zeros(len(nets), dtype=np.int64)
+    histories = [[] for _ in nets]
+    _, rows = plan.record(thetas, sizes, 0)
+    for h, row in zip(histories, rows):
+        h.append(row)
+    step = 0
+    while step < cfg.steps and active.any():
+        chunk = min(cfg.record_every, cfg.steps - step)
+        d, _, div = _train_cpu.run_steps_batch(
+            thetas, ms, vs, sizes, plan.X, plan.Y, plan.lr, plan.bc, plan.hp, plan.opt,
+            step, chunk, plan.batch, seeds_arr, active, plan.rounding,
+        )
+        for i in np.flatnonzero(active):
+            done[i] += d[i]
+        ok = active & ~div
+        if ok.any():
+            _, rows = plan.record(thetas[ok], sizes, step + chunk)
+            for i, row in zip(np.flatnonzero(ok), rows):
+                histories[i].append(row)
+        for i in np.flatnonzero(active & div):
+            if d[i] > 0:  # the last finite state, where the run stopped
+                _, rows = plan.record(thetas[i : i + 1], sizes, step + int(d[i]))
+                histories[i].append(rows[0])
+        active &= ~div
+        step += chunk
+    out = []
+    for i in range(len(nets)):
+        out.append(
+            TrainResult(
+                net=theta_to_net(thetas[i], sizes),
+                history=np.array(histories[i], dtype=HISTORY_DTYPE),
+                diverged=not active[i],
+                steps_done=int(done[i]),
+                config=replace(cfg, seed=seeds[i]),
+            )
+        )
+    return out
+
+
+def history_to_csv(history, path=None):
+    """Write (or return, if ``path`` is None) the history as CSV; written atomically."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(history.dtype.names)
+    for row in history:
+        w.writerow([repr(float(v)) if isinstance(v, (float, np.floating)) else int(v) for v in row])
+    text = buf.getvalue()
+    if path is None:
+        return text
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return None

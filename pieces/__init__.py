@@ -16,6 +16,7 @@ from .constructions import sawtooth, yarotsky_square
 from .count import PieceCount, count_pieces, count_pieces_batch
 from .init import initial_net
 from .net import ReLUNet
+from .perturb import BackpropError, backprop_error, perturbed_step
 from .precision import parse_precision, round_array
 from .train import TrainConfig, TrainResult, train, train_batch
 
@@ -38,5 +39,8 @@ __all__ = [
     "TrainResult",
     "train",
     "train_batch",
+    "perturbed_step",
+    "backprop_error",
+    "BackpropError",
     "__version__",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 
@@ -86,6 +87,51 @@ def _cmd_demo(args):
     return 0
 
 
+def _widths(text):
+    try:
+        if "x" in text:
+            w, d = text.split("x")
+            widths = [int(w)] * int(d)
+        else:
+            widths = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths must look like 16x8 or 16,16,8: {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive: {text!r}")
+    return widths
+
+
+def _cmd_train(args):
+    from pathlib import Path
+
+    from .init import initial_net
+    from .net import ReLUNet
+    from .train import TrainConfig, history_to_csv, train
+
+    for out in (args.out, args.history):
+        parent = Path(out).resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UsageError(f"cannot write {out}: {parent} is not a writable directory")
+    if args.net:
+        net = ReLUNet.load(args.net)
+    else:
+        net = initial_net(args.init, widths=args.widths, depth=args.depth, seed=args.seed, perturb=args.perturb)
+    cfg = TrainConfig(
+        optimizer=args.optimizer, lr=args.lr, steps=args.steps, n_samples=args.n_samples,
+        precision=args.precision, batch_size=args.batch_size, record_every=args.record_every,
+        seed=args.seed, interval=tuple(args.interval), sampling=args.sampling,
+        schedule=args.schedule, lr_final=args.lr_final,
+    )
+    res = train(net, args.target, cfg)
+    res.net.save(args.out)
+    history_to_csv(res.history, args.history)
+    last = res.history[-1]
+    status = "diverged" if res.diverged else "ok"
+    print(f"{status}: {res.steps_done} steps, loss {last['loss']:.6g}, pieces {last['pieces']}, "
+          f"regions {last['regions']}; wrote {args.out} and {args.history}")
+    return 0
+
+
 def build_parser():
     from . import __version__, config
 
@@ -102,6 +148,30 @@ def build_parser():
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("--breakpoints", action="store_true", help="also print the breakpoints")
     c.set_defaults(func=_cmd_count)
+
+    t = sub.add_parser("train", help="train a net, write it (.npz) and its history (.csv)")
+    src = t.add_mutually_exclusive_group()
+    src.add_argument("--net", help="start from this network file")
+    src.add_argument("--init", default="he", choices=("he", "glorot", "uniform", "sawtooth", "yarotsky_square"))
+    t.add_argument("--widths", type=_widths, default=[16] * 4, help="hidden widths: 16x4 or 8,16,8 (random inits)")
+    t.add_argument("--depth", type=int, default=None, help="depth of a construction init")
+    t.add_argument("--perturb", type=float, default=0.0, help="relative noise added to the init")
+    t.add_argument("--target", default="square", help="square, sine:k, sawtooth:k, abs, yarotsky:m")
+    t.add_argument("--optimizer", default="gd", help="gd, sgd or adam")
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--steps", type=int, default=1000)
+    t.add_argument("--n-samples", type=int, default=256)
+    t.add_argument("--precision", default="fp64", help="fp64, fp32, fp16, bf16 or pK")
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--record-every", type=int, default=100)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--interval", nargs=2, type=_float, metavar=("A", "B"), default=[0.0, 1.0])
+    t.add_argument("--sampling", default="grid", help="grid or random")
+    t.add_argument("--schedule", default="constant", help="constant, cosine, linear or exp")
+    t.add_argument("--lr-final", type=float, default=0.01, help="final lr as a fraction of --lr")
+    t.add_argument("-o", "--out", default="trained.npz", help="trained network (.npz)")
+    t.add_argument("--history", default="history.csv", help="history (.csv)")
+    t.set_defaults(func=_cmd_train)
 
     d = sub.add_parser("demo", help="count a few constructions and random nets")
     d.set_defaults(func=_cmd_demo)
@@ -123,6 +193,9 @@ def main(argv=None):
         if isinstance(exc, OSError) and exc.filename:
             msg = f"{exc.strerror}: {exc.filename}"
         print(f"pieces: error: {msg}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # e.g. a device that is not there
+        print(f"pieces: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pieces: interrupted", file=sys.stderr)

@@ -207,7 +207,8 @@ def _round_array(x, rs):
 def round_array(x, fmt) -> np.ndarray:
     """Round every element of ``x`` to the format ``fmt`` (name or :class:`Format`).
 
-    Returns float64 (float32 for fp32).
+    Returns float64 (float32 for fp32); the values are exactly representable in the
+    format, and so in its compute dtype.
     """
     fmt = parse_precision(fmt)
     x = np.asarray(x, dtype=np.float64)
@@ -215,9 +216,5 @@ def round_array(x, fmt) -> np.ndarray:
         return x.copy()
     if fmt.name == "fp32":
         return x.astype(np.float32)
-    if fmt.compute_dtype == np.float32:
-        # float64 -> float32 first would round twice; round to the format in float64
-        # (exact), then the result converts to float32 exactly
-        r = _round_array(np.ascontiguousarray(x), (fmt.bits, fmt.emin, fmt.emax, fmt.max))
-        return r.astype(np.float32)
-    return _round_array(np.ascontiguousarray(x), fmt.rounding)
+    # in float64, whatever the compute dtype: float64 -> float32 first would round twice
+    return _round_array(np.ascontiguousarray(x), (fmt.bits, fmt.emin, fmt.emax, fmt.max))

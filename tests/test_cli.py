@@ -74,3 +74,41 @@ def test_console_script_version_and_nan_net(tmp_path):
     out = subprocess.run([sys.executable, "-m", "pieces.cli", "count", str(p)], capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "finite" in out.stderr
+
+
+def test_train_writes_net_and_history(tmp_path, capsys):
+    out, hist = tmp_path / "t.npz", tmp_path / "h.csv"
+    args = ["train", "--init", "he", "--widths", "8x2", "--target", "sine:2", "--optimizer", "adam",
+            "--lr", "0.01", "--steps", "60", "--record-every", "20", "--precision", "bf16",
+            "-o", str(out), "--history", str(hist)]
+    assert main(args) == 0
+    assert "ok: 60 steps" in capsys.readouterr().out
+    lines = hist.read_text().splitlines()
+    assert lines[0] == "step,loss,pieces,regions" and len(lines) == 5
+    net = ReLUNet.load(out)
+    assert net.widths == (8, 8)
+    assert main(["train", "--net", str(out), "--steps", "5", "--record-every", "5", "-o", str(out),
+                 "--history", str(hist)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.csv", "t.npz"]
+
+
+@pytest.mark.parametrize(
+    "extra, text",
+    [
+        (["--optimizer", "lbfgs"], "unknown optimizer"),
+        (["--precision", "p40"], "K must be in 2..24"),
+        (["--target", "cube"], "unknown target"),
+        (["--lr", "0"], "lr must be"),
+        (["--steps", "-3"], "steps must be"),
+        (["--n-samples", "1"], "n_samples"),
+        (["--widths", "8xq"], "widths must look like"),
+        (["--init", "sawtooth"], "needs depth"),
+        (["-o", "/nonexistent-dir/x.npz"], "cannot write"),
+    ],
+)
+def test_train_bad_input(tmp_path, capsys, extra, text):
+    args = ["train", "--steps", "2", "-o", str(tmp_path / "a.npz"), "--history", str(tmp_path / "a.csv")] + extra
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert text in err and err.count("\n") == 1
+    assert not (tmp_path / "a.npz").exists()

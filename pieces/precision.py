@@ -215,6 +215,7 @@ def round_array(x, fmt) -> np.ndarray:
     if fmt.name == "fp64":
         return x.copy()
     if fmt.name == "fp32":
-        return x.astype(np.float32)
+        with np.errstate(over="ignore"):  # overflow to inf is the format's behaviour
+            return x.astype(np.float32)
     # in float64, whatever the compute dtype: float64 -> float32 first would round twice
     return _round_array(np.ascontiguousarray(x), (fmt.bits, fmt.emin, fmt.emax, fmt.max))

@@ -1,0 +1,169 @@
+"""Speed and memory of training, as ratios measured in one run.
+
+Run: ``.venv/bin/python benchmarks/bench_train.py``. The PyTorch comparison needs
+``pip install torch==2.13.0`` in the same environment (not a dependency of the package);
+without it those lines are skipped.
+"""
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import subprocess
+import sys
+import time
+
+import numba
+import numpy as np
+
+from pieces import ReLUNet, TrainConfig, train_batch
+from pieces import _train_cpu
+from pieces.precision import parse_precision
+from pieces.train import net_to_theta
+
+try:
+    import torch
+except ImportError:  # the comparison is optional
+    torch = None
+
+
+def report(name, value, goal, ok):
+    print(f"{'PASS' if ok else 'MISS'}  {name:62} {value:>30}   goal {goal}")
+
+
+def ours_step_seconds(w, L, N, precision, steps=40, repeat=3):
+    """Seconds per full-batch GD step of the kernel that ``train`` runs."""
+    fmt = parse_precision(precision)
+    dt = fmt.compute_dtype
+    sizes = np.array([1] + [w] * L + [1], dtype=np.int64)
+    theta = net_to_theta(ReLUNet.random([w] * L, seed=0)).astype(dt)
+    x = np.linspace(0, 1, N).astype(dt)
+    y = (x * x).astype(dt)
+    lr = np.full(steps, 1e-3, dt)
+    bc = np.ones((steps, 2), dt)
+    hp = np.array([0.9, 0.1, 0.999, 0.001, 1e-3], dt)
+
+    def run():
+        th = theta[None].copy()
+        done, _, div = _train_cpu.run_steps_batch(th, th * 0, th * 0, sizes, x, y, lr, bc, hp, 0, 0, steps, 0,
+                                                  np.zeros(1, np.int64), np.ones(1, bool), fmt.rounding)
+        assert done[0] == steps and not div[0]
+
+    run()
+    best = min(_timed(run) for _ in range(repeat))
+    return best / steps
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def torch_step_seconds(w, L, N, steps=40, repeat=3):
+    torch.manual_seed(0)
+    sizes = [1] + [w] * L + [1]
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1])
+    x = torch.linspace(0, 1, N).reshape(-1, 1)
+    y = x * x
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+
+    def run():
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = ((model(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+
+    run()
+    return min(_timed(run) for _ in range(repeat)) / steps
+
+
+def sgemm_peak():
+    a = np.random.default_rng(0).random((1500, 1500)).astype(np.float32)
+    a @ a
+    return 2 * 1500**3 / min(_timed(lambda: a @ a) for _ in range(3)) / 1e9
+
+
+def bench_vs_torch():
+    numba.set_num_threads(1)
+    peak = sgemm_peak()
+    print(f"      one-core fp32 peak, measured as numpy SGEMM: {peak:.1f} GFLOP/s; 1 thread for both")
+    if torch is None:
+        print("      PyTorch is not installed: pip install torch==2.13.0 for the comparison")
+    else:
+        torch.set_num_threads(1)
+    for w, L, N, goal in [(16, 8, 256, 5.0), (32, 8, 1024, 2.0)]:
+        ours = ours_step_seconds(w, L, N, "fp32")
+        flops = 6 * N * w * w * L  # forward 2, backward 4 per weight and sample
+        line = f"{ours * 1e3:.3f} ms, {flops / ours / 1e9:.1f} GFLOP/s"
+        if torch is not None:
+            theirs = torch_step_seconds(w, L, N)
+            report(f"GD step fp32 w={w} L={L} N={N}: ours vs PyTorch {torch.__version__}",
+                   f"{ours * 1e3:.3f} vs {theirs * 1e3:.3f} ms = {theirs / ours:.1f}x", f">= {goal:g}x",
+                   theirs / ours >= goal)
+            print(f"      GFLOP/s: ours {flops / ours / 1e9:.1f}, PyTorch {flops / theirs / 1e9:.1f}, "
+                  f"peak {peak:.0f}")
+        else:
+            report(f"GD step fp32 w={w} L={L} N={N}", line, "(no torch)", True)
+
+
+def bench_emulation():
+    numba.set_num_threads(1)
+    for w, L, N in [(16, 8, 256), (32, 8, 1024)]:
+        t32 = ours_step_seconds(w, L, N, "fp32")
+        for p in ("fp64", "fp16", "bf16", "p11"):
+            t = ours_step_seconds(w, L, N, p, steps=10 if p != "fp64" else 40)
+            goal = "<= 4x" if p == "fp16" else "(info)"
+            report(f"GD step {p} / fp32, w={w} L={L} N={N}", f"{t * 1e3:.2f} ms = {t / t32:.1f}x", goal,
+                   t / t32 <= 4 if p == "fp16" else True)
+
+
+def bench_batch_scaling():
+    nets = [ReLUNet.random([16] * 8, seed=s) for s in range(64)]
+    cfg = TrainConfig(optimizer="gd", lr=1e-3, steps=50, record_every=50, precision="fp32", n_samples=256)
+    train_batch(nets[:2], "square", cfg)
+    res = {}
+    for th in (1, 2):
+        numba.set_num_threads(th)
+        res[th] = min(_timed(lambda: train_batch(nets, "square", cfg)) for _ in range(3))
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    report("train_batch, 64 nets w=16 L=8 N=256, 50 GD steps: 2 threads vs 1",
+           f"{res[1]:.2f} / {res[2]:.2f} s = {res[1] / res[2]:.2f}x", ">= 1.7x", res[1] / res[2] >= 1.7)
+
+
+_MEM_CHILD = """
+import numba
+from pieces import ReLUNet, TrainConfig, train
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+cfg = TrainConfig(optimizer="adam", lr=1e-3, steps=10_000, record_every=100, n_samples=256)
+r = train(ReLUNet.random([16] * 8, seed=0), "square", cfg)
+assert r.steps_done == 10_000 and len(r.history) == 101
+print(hwm())
+"""
+
+
+def bench_memory():
+    out = subprocess.run([sys.executable, "-c", _MEM_CHILD], capture_output=True, text=True, check=True)
+    peak = int(out.stdout.split()[-1]) / 1024
+    report("peak RSS, 10,000 Adam steps recorded every 100 (whole process)", f"{peak:.0f} MiB",
+           "< 200 MiB", peak < 200)
+
+
+def main():
+    print(f"relu-pieces training benchmarks; numba {numba.__version__}, "
+          f"{numba.config.NUMBA_NUM_THREADS} threads available")
+    bench_vs_torch()
+    bench_emulation()
+    bench_batch_scaling()
+    bench_memory()
+
+
+if __name__ == "__main__":
+    main()

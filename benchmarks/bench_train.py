@@ -159,9 +159,9 @@ def bench_memory():
 def main():
     print(f"relu-pieces training benchmarks; numba {numba.__version__}, "
           f"{numba.config.NUMBA_NUM_THREADS} threads available")
+    bench_batch_scaling()  # before torch: torch.set_num_threads(1) caps the shared OpenMP pool
     bench_vs_torch()
     bench_emulation()
-    bench_batch_scaling()
     bench_memory()
 
 

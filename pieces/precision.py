@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -139,29 +140,27 @@ def _round64(x, bits, emin, emax, limit):
     # float64's own round-to-nearest-even round x to a multiple of 2**q.
     e = ((_f64_bits(x) >> 52) & 0x7FF) - 1023
     e = min(max(e, emin), emax + 1)  # subnormals: fixed quantum; huge/inf/nan: anything
-    c = _bits_f64(((e - bits + 1 + 52 + 1023) << 52) | (1 << 51))
+    c = _bits_f64(((e + (1076 - bits)) << 52) | (1 << 51))
     r = (x + c) - c
-    r = r if r != 0.0 else x * 0.0  # keep the sign of zero
-    r = np.inf if r > limit else r
-    return -np.inf if r < -limit else r
+    r = math.copysign(r, x)  # the sign of a zero result is x's; elsewhere a no-op
+    return math.copysign(np.inf, x) if abs(r) > limit else r
 
 
 @njit(cache=True, error_model="numpy")
 def _round32(x, bits, emin, emax, limit):
-    # The same in float32, for formats of at most 22 bits (fp16, bf16). In binades
-    # above 2**64 the constant c would overflow float32: scale x down by 2**-64 first
-    # and back afterwards (both exact).
-    e = ((_f32_bits(x) >> 23) & 0xFF) - 127
-    e = min(max(e, emin), emax + 1)
-    big = e > 64
-    e = e - 64 if big else e
+    # The same in float32 (and int32, so that it vectorises well), for formats of at
+    # most 22 bits (fp16, bf16). In binades above 2**64 the constant c would overflow
+    # float32: scale x down by 2**-64 first and back afterwards (both exact).
+    e = ((_f32_bits(x) >> np.int32(23)) & np.int32(0xFF)) - np.int32(127)
+    e = min(max(e, np.int32(emin)), np.int32(emax + 1))
+    big = e > np.int32(64)
+    e = e - np.int32(64) if big else e
     xs = x * np.float32(2.0**-64) if big else x
-    c = _bits_f32(np.int32(((e - bits + 1 + 23 + 127) << 23) | (1 << 22)))
+    c = _bits_f32(((e + np.int32(151 - bits)) << np.int32(23)) | np.int32(1 << 22))
     r = (xs + c) - c
     r = r * np.float32(2.0**64) if big else r
-    r = r if r != np.float32(0.0) else x * np.float32(0.0)
-    r = np.float32(np.inf) if r > limit else r
-    return np.float32(-np.inf) if r < -limit else r
+    r = math.copysign(r, x)  # the sign of a zero result is x's; elsewhere a no-op
+    return math.copysign(np.float32(np.inf), x) if abs(r) > limit else r
 
 
 def rnd(x, rs):

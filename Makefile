@@ -18,12 +18,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q pieces tests README.md
 
 study: $(STAMP)
-	$(BIN)/pieces demo
+	$(BIN)/pieces study
 
-demo: study
+demo: $(STAMP)
+	$(BIN)/pieces demo
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_count.py
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

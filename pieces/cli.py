@@ -132,6 +132,62 @@ def _cmd_train(args):
     return 0
 
 
+def _cmd_study(args):
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    from .study import EXPERIMENTS, default_settings, run_study
+
+    size = "quick" if args.quick else "full" if args.full else "default"
+    settings = default_settings(size)
+    if args.config:
+        try:
+            with open(args.config, "rb") as fh:
+                override = tomllib.load(fh)
+        except FileNotFoundError:
+            raise UsageError(f"config file not found: {args.config}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"{args.config}: invalid TOML ({exc})") from None
+        unknown = sorted(set(override) - set(settings))
+        if unknown:
+            raise UsageError(f"{args.config}: unknown setting {unknown[0]!r}")
+        settings.update(override)
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise UsageError("--seeds must be >= 1")
+        settings["seeds"] = args.seeds
+    experiments = [e.strip() for e in args.experiments.split(",") if e.strip()] if args.experiments else list(EXPERIMENTS)
+    for e in experiments:
+        if e not in EXPERIMENTS:
+            raise UsageError(f"unknown experiment {e!r}; expected some of {', '.join(EXPERIMENTS)}")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be >= 1")
+    out = args.out or f"runs/{size}"
+    info = run_study(out, settings, experiments, size=size, jobs=args.jobs, progress=not args.no_progress)
+    print(f"{info['n_run']} tasks run, {info['n_done']} already done, {info['n_tasks']} in all, "
+          f"{info['wall_s']:.1f} s; wrote {out}/results.csv, {out}/meta.json and {out}/report.html")
+    return 0
+
+
+def _cmd_report(args):
+    from report.render import write_report
+
+    if args.asv:
+        raise UsageError("--asv reports are not part of this build yet")
+    if args.run_dir is None:
+        raise UsageError("give a run directory")
+    out = args.output
+    if out is not None:
+        parent = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            raise UsageError(f"cannot write {out}: {parent} is not a writable directory")
+    path = write_report(args.run_dir, out)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser():
     from . import __version__, config
 
@@ -172,6 +228,25 @@ def build_parser():
     t.add_argument("-o", "--out", default="trained.npz", help="trained network (.npz)")
     t.add_argument("--history", default="history.csv", help="history (.csv)")
     t.set_defaults(func=_cmd_train)
+
+    st = sub.add_parser("study", help="run the numerical study into a run directory (resumable)")
+    st.add_argument("--experiments", default=None,
+                    help="comma-separated: growth,constructions,perturbation,assumptions,backprop,precision")
+    size = st.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a smoke-size grid of every experiment")
+    size.add_argument("--full", action="store_true", help="the large grid (hours on 2 cores)")
+    st.add_argument("--out", default=None, help="run directory (default runs/<size>)")
+    st.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes")
+    st.add_argument("--seeds", type=int, default=None, help="seeds per configuration")
+    st.add_argument("--config", default=None, help="TOML file overriding settings")
+    st.add_argument("--no-progress", action="store_true", help="no progress bar")
+    st.set_defaults(func=_cmd_study)
+
+    rp = sub.add_parser("report", help="(re)render the HTML report of a run directory")
+    rp.add_argument("run_dir", nargs="?", default=None)
+    rp.add_argument("-o", "--output", default=None, help="HTML file (default RUN_DIR/report.html)")
+    rp.add_argument("--asv", default=None, help=argparse.SUPPRESS)
+    rp.set_defaults(func=_cmd_report)
 
     d = sub.add_parser("demo", help="count a few constructions and random nets")
     d.set_defaults(func=_cmd_demo)

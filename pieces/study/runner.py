@@ -1,0 +1,239 @@
+"""Running a study into a run directory: parallel, resumable, never half-written.
+
+Layout of a run directory:
+
+- ``results.csv``: tidy, one row per measurement (columns ``tasks.COLUMNS``);
+- ``done.txt``: the ids of finished tasks, one a line;
+- ``meta.json``: settings, versions, machine, git commit, wall time;
+- ``report.html``: the report (``pieces report`` re-renders it).
+
+A finished task's rows are appended with one ``write`` and ``fsync``, then its id is
+appended to ``done.txt``. A re-run first drops rows of tasks that are not in
+``done.txt`` (a crash between the two writes, or inside the first), then runs only the
+tasks not yet done. So Ctrl-C or kill -9 loses nothing that had finished.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .grid import make_tasks
+from .tasks import COLUMNS, run_task
+
+__all__ = ["run_study", "StudyError", "atomic_write_text", "read_done"]
+
+
+class StudyError(ValueError):
+    """Bad input to a study (bad directory, foreign results.csv, unknown experiment)."""
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` through a temp file and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _short(task_id):
+    return hashlib.sha1(task_id.encode()).hexdigest()[:16]
+
+
+def read_done(run_dir):
+    p = Path(run_dir) / "done.txt"
+    if not p.exists():
+        return set()
+    return {line.strip() for line in p.read_text().splitlines() if line.strip()}
+
+
+def _rows_text(rows, header=False):
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="raise")
+    if header:
+        w.writeheader()
+    for r in rows:
+        w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _append(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prepare(run_dir):
+    """Check (or create) the run directory; drop rows of unfinished tasks."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"cannot create output directory {run_dir}: {exc.strerror}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise StudyError(f"output directory {run_dir} is not writable")
+    results = run_dir / "results.csv"
+    done = read_done(run_dir)
+    if not results.exists():
+        atomic_write_text(results, _rows_text([], header=True))
+        return done
+    text = results.read_text()
+    if text and not text.endswith("\n"):
+        # a crash inside the append of an unfinished task: drop its partial last line
+        text = text[: text.rfind("\n") + 1]
+        dropped_tail = 1
+    else:
+        dropped_tail = 0
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None or tuple(header) != COLUMNS:
+        raise StudyError(f"{results} has another schema (header {header}); use another --out")
+    kept, dropped = [], dropped_tail
+    for line in reader:
+        if len(line) != len(COLUMNS):
+            raise StudyError(f"{results} is truncated or corrupt at line {reader.line_num}")
+        if line[0] in done:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(COLUMNS)
+        w.writerows(kept)
+        atomic_write_text(results, buf.getvalue())
+    return done
+
+
+def _versions():
+    import numba
+    import numpy
+    import scipy
+    import statsmodels
+
+    from .. import __version__
+
+    return {"pieces": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+            "numba": numba.__version__, "scipy": scipy.__version__, "statsmodels": statsmodels.__version__}
+
+
+def _git_commit():
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _init_worker():
+    import numba
+
+    numba.set_num_threads(1)  # processes give the parallelism
+
+
+def run_study(out, settings, experiments, size="default", jobs=1, progress=True, report=True):
+    """Run (or resume) a study in ``out``.
+
+    Returns
+    -------
+    dict
+        ``n_tasks``, ``n_done`` (before this call), ``n_run`` and ``wall_s``.
+    """
+    tasks = make_tasks(settings, experiments)
+    run_dir = Path(out)
+    done = _prepare(run_dir)
+    meta_path = run_dir / "meta.json"
+    previous_wall = 0.0
+    if meta_path.exists():
+        try:
+            previous_wall = float(json.loads(meta_path.read_text()).get("wall_s_total", 0.0))
+        except (ValueError, TypeError):
+            previous_wall = 0.0
+    todo = [t for t in tasks if _short(t["id"]) not in done]
+    meta = {
+        "settings": settings, "experiments": list(experiments), "size": size, "jobs": jobs,
+        "versions": _versions(), "git_commit": _git_commit(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "n_tasks": len(tasks), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    atomic_write_text(meta_path, json.dumps({**meta, "finished": None, "wall_s_total": previous_wall}, indent=2))
+    t0 = time.perf_counter()
+    bar = _progress(len(tasks), len(tasks) - len(todo), progress)
+    results_path = run_dir / "results.csv"
+    done_path = run_dir / "done.txt"
+
+    def finish(task, rows):
+        sid = _short(task["id"])
+        for r in rows:
+            r["task"] = sid
+        _append(results_path, _rows_text(rows))
+        _append(done_path, sid + "\n")
+        bar.update(1)
+
+    try:
+        if jobs <= 1:
+            for t in todo:
+                finish(t, run_task(t))
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
+                futures = {pool.submit(run_task, t): t for t in todo}
+                try:
+                    for fut in cf.as_completed(futures):
+                        finish(futures[fut], fut.result())
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    finally:
+        bar.close()
+        wall = time.perf_counter() - t0
+        finished = len(read_done(run_dir) & {_short(t["id"]) for t in tasks}) == len(tasks)
+        atomic_write_text(meta_path, json.dumps(
+            {**meta, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z") if finished else None,
+             "wall_s_total": previous_wall + wall, "wall_s_last": wall}, indent=2))
+    if report:
+        from report.render import write_report
+
+        write_report(run_dir)
+    return {"n_tasks": len(tasks), "n_done": len(tasks) - len(todo), "n_run": len(todo), "wall_s": wall}
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total, initial, enabled):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="task", desc="study", file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.5)

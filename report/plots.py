@@ -1,0 +1,105 @@
+"""Plots as inline SVG strings (matplotlib, Agg): no files, no network."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["svg", "growth_plot", "line_plot", "hist_plot"]
+
+plt.rcParams.update({"svg.hashsalt": "relu-pieces", "font.size": 9, "figure.dpi": 96})
+
+
+def svg(fig):
+    """The figure as an ``<svg>`` element (no XML prolog), deterministic ids."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)  # RDF boilerplate
+    return text[text.index("<svg"):]
+
+
+def growth_plot(groups, title):
+    """Pieces vs depth, per-seed points, fitted curves with CI bands; log and linear axes.
+
+    ``groups``: list of ``(label, depths, pieces, fit or None, reference or None)`` where
+    reference is ``(name, depths, values)``.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, scale in zip(axes, ("linear", "log")):
+        for k, (label, L, y, fit, ref) in enumerate(groups):
+            color = f"C{k}"
+            jitter = (np.random.default_rng(k).random(len(L)) - 0.5) * 0.25
+            ax.plot(np.asarray(L) + jitter, y, ".", color=color, alpha=0.35, ms=3)
+            grid = np.linspace(min(L), max(L), 100)
+            if fit is not None and np.isfinite(fit.slope):
+                a, b = fit.linear.params["a"], fit.linear.params["b"]
+                lo, hi = fit.slope_ci
+                ax.plot(grid, a + b * grid, "-", color=color, lw=1.2, label=f"{label}: linear")
+                if np.isfinite(lo) and np.isfinite(hi):
+                    ax.fill_between(grid, a + lo * grid, a + hi * grid, color=color, alpha=0.12)
+            if fit is not None and np.isfinite(fit.rate):
+                c, r = fit.exponential.params["c"], fit.rate
+                rlo, rhi = fit.rate_ci
+                ax.plot(grid, c * r**grid, "--", color=color, lw=1.0, label=f"{label}: exponential")
+                if np.isfinite(rlo) and np.isfinite(rhi):
+                    ax.fill_between(grid, c * rlo**grid, c * rhi**grid, color=color, alpha=0.08)
+            if ref is not None:
+                name, rL, rv = ref
+                ax.plot(rL, rv, ":", color="k", lw=1, label=name if k == 0 else None)
+        ax.set_yscale(scale)
+        ax.set_xlabel("depth L")
+        ax.set_ylabel("pieces")
+        ax.set_title(f"{title} ({scale} axis)")
+    axes[1].legend(fontsize=7, loc="upper left")
+    return svg(fig)
+
+
+def line_plot(series, xlabel, ylabel, title, logy=False, logx=False):
+    """``series``: list of ``(label, x, y)`` (y may be 2-D: rows are seeds, plotted
+    faintly, with their median bold)."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    for k, (label, x, y) in enumerate(series):
+        y = np.asarray(y, dtype=float)
+        if y.ndim == 2:
+            for row in y:
+                ax.plot(x, row, "-", color=f"C{k}", alpha=0.15, lw=0.7)
+            y = np.nanmedian(y, axis=0)
+        ax.plot(x, y, "-o", color=f"C{k}", ms=3, lw=1.3, label=label)
+    if logy:
+        ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if series:
+        ax.legend(fontsize=7)
+    return svg(fig)
+
+
+def hist_plot(series, xlabel, title):
+    """``series``: list of ``(label, values)``; histograms on a log x axis."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    vals = [np.asarray(v, float) for _, v in series]
+    vals = [v[np.isfinite(v) & (v > 0)] for v in vals]
+    allv = np.concatenate(vals) if vals else np.array([1.0])
+    if allv.size == 0:
+        allv = np.array([1.0])
+    bins = np.logspace(np.log10(allv.min()), np.log10(allv.max()) + 1e-9, 30)
+    for k, ((label, _), v) in enumerate(zip(series, vals)):
+        ax.hist(v, bins=bins, alpha=0.5, color=f"C{k}", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("networks")
+    ax.set_title(title)
+    if series:
+        ax.legend(fontsize=7)
+    return svg(fig)

@@ -58,11 +58,15 @@ def load_run(run_dir):
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     for col in ("width", "depth", "seed"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
-    for col in ("eta", "step", "layer", "value"):
+    for col in ("eta", "step", "layer"):
         df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
-    if df["value"].isna().any() and len(df):
-        bad = int(np.flatnonzero(df["value"].isna().to_numpy())[0]) + 2
-        raise LoadError(f"{path}: non-numeric value at line {bad}")
+    values = np.empty(len(df))
+    for i, v in enumerate(df["value"]):
+        try:
+            values[i] = float(v)  # 'nan' and 'inf' are values (a zero reference gradient, ...)
+        except ValueError:
+            raise LoadError(f"{path}: non-numeric value {v!r} at line {i + 2}") from None
+    df["value"] = values
     meta_path = run_dir / "meta.json"
     meta = {}
     if meta_path.is_file():

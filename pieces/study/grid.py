@@ -24,8 +24,10 @@ def default_settings(size="default"):
         "depths": list(range(1, 13)),
         "widths": [8, 16],
         "targets": ["square", "sine:2"],
+        # adam_eps = 1e-4: Adam's usual 1e-8 underflows to 0 in fp16, and fp16 Adam then
+        # diverges at its first step (0/0); 1e-4 is a normal fp16 number
         "train": {"optimizer": "adam", "lr": 0.003, "steps": 2000, "n_samples": 128,
-                  "schedule": "cosine", "lr_final": 0.1, "record_every": 250},
+                  "schedule": "cosine", "lr_final": 0.1, "record_every": 250, "adam_eps": 1e-4},
         "construction_depths": list(range(1, 13)),
         "construction_perturb": 1e-3,
         "construction_train": {"optimizer": "gd", "lr": 0.01, "steps": 500, "record_every": 100},

@@ -146,20 +146,39 @@ def overdispersion_test(y, mu):
 
 def _profile_llf(y, x, family, identity):
     """The profile log-likelihood of the coefficient v of ``x``: the intercept is
-    maximised out (a 1-D problem, solved directly)."""
+    maximised out. Its score is monotone in the intercept for Poisson and negative
+    binomial with identity or log link, so the maximum is the score's one root."""
+    alpha = float(getattr(family, "alpha", 0.0)) if isinstance(family, sm.families.NegativeBinomial) else 0.0
+
+    def mean(a, off):
+        return a + off if identity else np.exp(np.clip(a + off, -700, 700))
+
+    def score(a, off):
+        mu = mean(a, off)
+        w = 1.0 / (mu * (1.0 + alpha * mu)) if identity else 1.0 / (1.0 + alpha * mu)
+        return float(np.sum((y - mu) * w))
 
     def llf(v):
         off = v * x
         if identity:
-            lo = -off.min() + 1e-12 * max(1.0, abs(off.min()))  # keep every mean > 0
-            f = lambda a: -np.sum(family.loglike_obs(y, a + off, scale=1.0))
-            span = 4 * (abs(y).max() + abs(off).max() + 1.0)
-            r = optimize.minimize_scalar(f, bounds=(lo, lo + span), method="bounded", options={"xatol": 1e-10 * span})
+            lo = -off.min()
+            lo = lo + 1e-12 * max(1.0, abs(lo))  # every mean > 0
+            step = max(abs(y).max(), 1.0)
         else:
-            f = lambda a: -np.sum(family.loglike_obs(y, np.exp(np.clip(a + off, -700, 700)), scale=1.0))
-            a0 = np.log(max(y.sum(), 1e-300) / np.exp(np.clip(off, -700, 700)).sum())
-            r = optimize.minimize_scalar(f, bracket=(a0 - 1, a0 + 1))
-        return -r.fun if np.isfinite(r.fun) else -np.inf
+            lo = np.log(max(y.sum(), 1e-300) / np.exp(np.clip(off, -700, 700)).sum()) - 1.0
+            step = 1.0
+        if score(lo, off) <= 0:  # the maximum is at the domain's edge
+            a = lo
+        else:
+            hi = lo + step
+            while score(hi, off) > 0:
+                hi += step
+                step *= 2
+                if step > 1e300:
+                    return -np.inf
+            a = optimize.brentq(lambda t: score(t, off), lo, hi, xtol=1e-12 * max(1.0, abs(hi)))
+        ll = np.sum(family.loglike_obs(y, mean(a, off), scale=1.0))
+        return float(ll) if np.isfinite(ll) else -np.inf
 
     return llf
 
@@ -176,9 +195,19 @@ def _profile_ci(llf, best_value, llf_max, width_guess):
         for _ in range(60):
             hi = best_value + direction * step
             d = dev(hi)
-            if not np.isfinite(d) or d > 0:
-                if not np.isfinite(d):
-                    return hi
+            if not np.isfinite(d):  # outside the model's domain: bisect to its edge
+                a, b = lo, hi
+                for _ in range(80):
+                    m = 0.5 * (a + b)
+                    dm = dev(m)
+                    if np.isfinite(dm) and dm > 0:
+                        return optimize.brentq(dev, a, m, xtol=1e-10 * max(1, abs(m)))
+                    if np.isfinite(dm):
+                        a = m
+                    else:
+                        b = m
+                return a
+            if d > 0:
                 return optimize.brentq(dev, lo, hi, xtol=1e-10 * max(1, abs(hi)))
             lo = hi
             step *= 2

@@ -83,7 +83,13 @@ def growth_table(data):
         if g["init"] == "he":
             div = div[div["target"] == g["target"]]
         n_div = int(div["value"].sum()) if g["stage"] == "trained" else 0
-        out.append({**g, "fit": fit, "error": err, "depths": depths, "pieces": pieces, "diverged": n_div,
+        loss = data.select(experiment=g["experiment"], init=g["init"], precision=g["precision"], metric="loss",
+                           stage=g["stage"])
+        loss = loss[(loss["width"] == g["width"]) & loss["depth"].isin(set(depths.astype(int)))]
+        if g["init"] == "he":
+            loss = loss[loss["target"] == g["target"]]
+        med_loss = float(loss["value"].median()) if len(loss) else float("nan")
+        out.append({**g, "fit": fit, "error": err, "depths": depths, "pieces": pieces, "diverged": n_div, "median_loss": med_loss,
                     "n_seeds": int(sub["seed"].nunique()), "depth_range": f"{int(depths.min())}–{Lmax}",
                     "mean_at_max": mean_at, "refs_at_max": refs})
     return out
@@ -185,7 +191,7 @@ def render_html(data):
         f = r["fit"]
         summary.append({
             "experiment": r["experiment"], "init": r["init"], "target": r["target"], "width": int(r["width"]),
-            "precision": r["precision"], "stage": r["stage"], "n_seeds": r["n_seeds"], "depths": r["depth_range"], "diverged": r["diverged"],
+            "precision": r["precision"], "stage": r["stage"], "n_seeds": r["n_seeds"], "depths": r["depth_range"], "diverged": r["diverged"], "median_loss": _fmt(r["median_loss"]),
             "verdict": f.verdict if f else "error", "error": r["error"],
             "slope": _fmt(f.slope) if f else "", "slope_ci": f"[{_fmt(f.slope_ci[0])}, {_fmt(f.slope_ci[1])}]" if f else "",
             "rate": _fmt(f.rate) if f else "", "rate_ci": f"[{_fmt(f.rate_ci[0])}, {_fmt(f.rate_ci[1])}]" if f else "",

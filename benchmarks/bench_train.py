@@ -124,14 +124,14 @@ def bench_emulation():
 
 def bench_batch_scaling():
     nets = [ReLUNet.random([16] * 8, seed=s) for s in range(64)]
-    cfg = TrainConfig(optimizer="gd", lr=1e-3, steps=50, record_every=50, precision="fp32", n_samples=256)
+    cfg = TrainConfig(optimizer="gd", lr=1e-3, steps=200, record_every=100, precision="fp32", n_samples=256)
     train_batch(nets[:2], "square", cfg)
     res = {}
     for th in (1, 2):
         numba.set_num_threads(th)
         res[th] = min(_timed(lambda: train_batch(nets, "square", cfg)) for _ in range(3))
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    report("train_batch, 64 nets w=16 L=8 N=256, 50 GD steps: 2 threads vs 1",
+    report("train_batch, 64 nets w=16 L=8 N=256, 200 GD steps: 2 threads vs 1",
            f"{res[1]:.2f} / {res[2]:.2f} s = {res[1] / res[2]:.2f}x", ">= 1.7x", res[1] / res[2] >= 1.7)
 
 

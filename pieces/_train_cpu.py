@@ -17,6 +17,10 @@ from .precision import rnd
 
 __all__ = ["OPTIMIZERS", "param_layout", "loss_grad", "run_steps", "run_steps_batch", "forward_loss"]
 
+#: Native precisions use BLAS GEMMs for layers at least this wide (and batches at
+#: least this large); below, or in emulated precisions, the loops.
+_BLAS_MIN = 8
+
 #: Optimiser codes of the kernels.
 OPTIMIZERS = {"gd": 0, "sgd": 1, "adam": 2}
 
@@ -71,6 +75,18 @@ def _forward(theta, sizes, xb, yb, H, r, rs):
         n_out = sizes[l + 1]
         Wt = theta[w_off[l] : w_off[l] + n_in * n_out].reshape((n_in, n_out))
         i0 = h_off[l]
+        if len(rs) == 0 and n_in >= _BLAS_MIN and nb >= _BLAS_MIN:
+            # native precision: one BLAS GEMM, then bias and ReLU (rounded as the
+            # format's own arithmetic; BLAS fixes the summation order)
+            j0 = h_off[l + 1]
+            Z = H[j0 : j0 + n_out]
+            np.dot(Wt.T, H[i0 : i0 + n_in], Z)
+            for j in range(n_out):
+                bj = theta[b_off[l] + j]
+                for n in range(nb):
+                    z = Z[j, n] + bj
+                    Z[j, n] = z if (l == n_layers - 1 or z > zero) else zero
+            continue
         for j in range(n_out):
             row = h_off[l + 1] + j
             bj = theta[b_off[l] + j]
@@ -124,6 +140,24 @@ def _backward(theta, sizes, H, r, G, D, E, Dt, rs):
         n_out = sizes[l + 1]
         i0 = h_off[l]
         Gw = G[w_off[l] : w_off[l] + n_in * n_out].reshape((n_in, n_out))
+        native = len(rs) == 0 and n_in >= _BLAS_MIN and nb >= _BLAS_MIN
+        if native:
+            np.dot(H[i0 : i0 + n_in], D[:n_out].T, Gw)
+            for j in range(n_out):
+                gb = zero
+                for n in range(nb):
+                    gb += D[j, n]
+                G[b_off[l] + j] = gb
+            if l == 0:
+                break
+            Wt = theta[w_off[l] : w_off[l] + n_in * n_out].reshape((n_in, n_out))
+            En = E[:n_in]
+            np.dot(Wt, D[:n_out], En)
+            for i in range(n_in):
+                for n in range(nb):
+                    En[i, n] = En[i, n] if H[i0 + i, n] > zero else zero
+            D, E = E, D
+            continue
         for j in range(n_out):
             for n in range(nb):
                 Dt[n, j] = D[j, n]

@@ -159,9 +159,15 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu"):
         raise RuntimeError("device='cuda': the CUDA counting kernels are not part of this build")
     if not nets:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    wt, bf, sizes, w_off, b_off, s_off = _count_cpu.pack(nets)
+    return count_packed(_count_cpu.pack(nets), a, b)
+
+
+def count_packed(packed, a, b):
+    """Pieces and regions of nets already packed (see ``_count_cpu.pack``), in parallel."""
+    wt, bf, sizes, w_off, b_off, s_off = packed
+    n = w_off.size - 1
     return _count_cpu.count_batch(
-        wt, bf, sizes, w_off, b_off, s_off, a, b,
+        wt, bf, sizes, w_off, b_off, s_off, float(a), float(b),
         config.MERGE_RTOL, config.SLOPE_RTOL, config.COUNT_INITIAL_CAPACITY,
-        min(numba.get_num_threads(), len(nets)),
+        max(1, min(numba.get_num_threads(), n)),
     )

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _train_cpu, config
-from .count import check_interval, count_pieces_batch
+from .count import check_interval, count_packed
 from .net import ReLUNet
 from .precision import Format, parse_precision, round_array
 from .targets import resolve_target
@@ -258,15 +258,28 @@ class _Plan:
         return round_array(net_to_theta(net), self.fmt).astype(self.dtype)
 
     def record(self, thetas, sizes, steps):
-        """History rows for the parameter vectors ``thetas``, all at ``steps``."""
-        nets = [theta_to_net(t, sizes) for t in thetas]
-        pieces, regions = count_pieces_batch(nets, self.config.interval)
+        """History rows for the parameter vectors ``thetas`` (one architecture), all at
+        ``steps``: the fp64 loss and the exact counts, straight from the parameters."""
+        thetas = np.asarray(thetas, dtype=np.float64)
+        n = thetas.shape[0]
+        w_off, b_off, _ = _train_cpu.param_layout(sizes)
+        w_idx = np.concatenate([np.arange(o, o + a * b) for o, a, b in zip(w_off, sizes[:-1], sizes[1:])])
+        b_idx = np.concatenate([np.arange(o, o + b) for o, b in zip(b_off, sizes[1:])])
+        # the training layout holds W transposed, as the counter wants it
+        packed = (
+            np.ascontiguousarray(thetas[:, w_idx]).ravel(),
+            np.ascontiguousarray(thetas[:, b_idx]).ravel(),
+            np.tile(np.asarray(sizes, np.int64), n),
+            np.arange(n + 1, dtype=np.int64) * w_idx.size,
+            np.arange(n + 1, dtype=np.int64) * b_idx.size,
+            np.arange(n + 1, dtype=np.int64) * len(sizes),
+        )
+        pieces, regions = count_packed(packed, *self.config.interval)
         rows = []
-        for net, p, r in zip(nets, pieces, regions):
-            with np.errstate(over="ignore", invalid="ignore"):  # a huge finite net: loss inf
-                loss = float(np.mean((net(self.x) - self.y) ** 2))
+        for theta, p, r in zip(thetas, pieces, regions):
+            loss = float(_train_cpu.forward_loss(theta, sizes, self.x, self.y, ()))
             rows.append((steps, loss, int(p), int(r)))
-        return nets, rows
+        return rows
 
 
 def _check_nets(nets):
@@ -343,7 +356,7 @@ def _train_group(nets, sizes, seeds, plan):
     active = np.ones(len(nets), dtype=np.bool_)
     done = np.zeros(len(nets), dtype=np.int64)
     histories = [[] for _ in nets]
-    _, rows = plan.record(thetas, sizes, 0)
+    rows = plan.record(thetas, sizes, 0)
     for h, row in zip(histories, rows):
         h.append(row)
     step = 0
@@ -357,12 +370,12 @@ def _train_group(nets, sizes, seeds, plan):
             done[i] += d[i]
         ok = active & ~div
         if ok.any():
-            _, rows = plan.record(thetas[ok], sizes, step + chunk)
+            rows = plan.record(thetas[ok], sizes, step + chunk)
             for i, row in zip(np.flatnonzero(ok), rows):
                 histories[i].append(row)
         for i in np.flatnonzero(active & div):
             if d[i] > 0:  # the last finite state, where the run stopped
-                _, rows = plan.record(thetas[i : i + 1], sizes, step + int(d[i]))
+                rows = plan.record(thetas[i : i + 1], sizes, step + int(d[i]))
                 histories[i].append(rows[0])
         active &= ~div
         step += chunk

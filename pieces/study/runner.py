@@ -200,14 +200,18 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
                 finish(t, run_task(t))
         else:
             ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
-                futures = {pool.submit(run_task, t): t for t in todo}
-                try:
-                    for fut in cf.as_completed(futures):
-                        finish(futures[fut], fut.result())
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+            # workers inherit the environment when they start (at the first submits):
+            # one BLAS thread each, since the processes are the parallelism
+            saved = os.environ.get("OPENBLAS_NUM_THREADS")
+            os.environ["OPENBLAS_NUM_THREADS"] = "1"
+            try:
+                with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
+                    _run_pool(pool, todo, finish)
+            finally:
+                if saved is None:
+                    os.environ.pop("OPENBLAS_NUM_THREADS", None)
+                else:
+                    os.environ["OPENBLAS_NUM_THREADS"] = saved
     finally:
         bar.close()
         wall = time.perf_counter() - t0
@@ -220,6 +224,16 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
 
         write_report(run_dir)
     return {"n_tasks": len(tasks), "n_done": len(tasks) - len(todo), "n_run": len(todo), "wall_s": wall}
+
+
+def _run_pool(pool, todo, finish):
+    futures = {pool.submit(run_task, t): t for t in todo}
+    try:
+        for fut in cf.as_completed(futures):
+            finish(futures[fut], fut.result())
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
 
 
 class _NoBar:

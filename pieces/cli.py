@@ -188,6 +188,31 @@ def _cmd_report(args):
     return 0
 
 
+def _cmd_gate(args):
+    from report.drift import GateError, format_table, gate, html_page, junit_xml
+
+    from .study.runner import atomic_write_text
+
+    for out in (args.json, args.junit, args.html):
+        if out:
+            parent = os.path.dirname(os.path.abspath(out))
+            if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+                raise UsageError(f"cannot write {out}: {parent} is not a writable directory")
+    try:
+        result = gate(args.baseline, args.candidate, metric_tol=args.metric_tol, factor=args.factor,
+                      results_dir=args.results_dir, machine=args.machine)
+    except GateError as exc:
+        raise UsageError(str(exc)) from None
+    print(format_table(result))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result.to_json(), indent=2))
+    if args.junit:
+        atomic_write_text(args.junit, junit_xml(result))
+    if args.html:
+        atomic_write_text(args.html, html_page(result))
+    return 1 if result.drifted else 0
+
+
 def build_parser():
     from . import __version__, config
 
@@ -247,6 +272,18 @@ def build_parser():
     rp.add_argument("-o", "--output", default=None, help="HTML file (default RUN_DIR/report.html)")
     rp.add_argument("--asv", default=None, help=argparse.SUPPRESS)
     rp.set_defaults(func=_cmd_report)
+
+    g = sub.add_parser("gate", help="fail (exit 1) on metric or speed drift between two measurements")
+    g.add_argument("baseline", help="asv commit/ref, asv result file, or study run dir")
+    g.add_argument("candidate", help="asv commit/ref, asv result file, or study run dir")
+    g.add_argument("--metric-tol", type=float, default=0.0, help="allowed change of a count (default: exact)")
+    g.add_argument("--factor", type=float, default=1.2, help="speed ratio that counts as a regression")
+    g.add_argument("--results-dir", default=".asv/results")
+    g.add_argument("--machine", default=None, help="asv machine name to look under")
+    g.add_argument("--json", default=None)
+    g.add_argument("--junit", default=None)
+    g.add_argument("--html", default=None)
+    g.set_defaults(func=_cmd_gate)
 
     d = sub.add_parser("demo", help="count a few constructions and random nets")
     d.set_defaults(func=_cmd_demo)

@@ -1,0 +1,115 @@
+"""The drift gate: A/A calibration, injected slowdowns and count changes, exit codes."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from numba import njit
+
+from pieces.cli import main
+from report.drift import Side, gate, holm
+
+
+@njit(cache=True)
+def _work(n):
+    acc = 0.0
+    for i in range(n):
+        acc += np.sqrt(i + acc % 7.0)
+    return acc
+
+
+def _samples(n_iter, k=15):
+    _work(10)
+    out = []
+    for _ in range(k):
+        t = time.perf_counter()
+        _work(n_iter)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+SUITE = {"bench.time_a": 200_000, "bench.time_b": 400_000, "bench.time_c": 100_000}
+COUNTS = {f"bench.track_trained_pieces({L}, {s})": float(3 * L + s) for L in range(1, 7) for s in range(5)}
+
+
+def measure(slow=None):
+    samples = {name: _samples(int(n * (1.5 if name == slow else 1.0))) for name, n in SUITE.items()}
+    return Side("x", "machine-1", dict(COUNTS), samples, {"bench.verdict": "linear"},
+                {"slope": (2.5, 3.5), "rate": (1.2, 1.3)})
+
+
+def test_a_a_passes_at_least_95_percent():
+    passes = sum(not gate(measure(), measure()).drifted for _ in range(20))
+    assert passes >= 19, passes
+
+
+def test_injected_slowdown_is_caught_every_time():
+    for _ in range(20):
+        r = gate(measure(), measure(slow="bench.time_b"))
+        assert r.drifted
+        status = {row["name"]: row["status"] for row in r.rows if row["kind"] == "speed"}
+        assert status["bench.time_b"] == "SLOWER"
+
+
+def test_one_piece_changed_is_caught_every_time():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        cand = measure()
+        key = list(COUNTS)[rng.integers(len(COUNTS))]
+        cand.metrics[key] += 1
+        r = gate(measure(), cand)
+        assert r.drifted
+        assert [row["name"] for row in r.rows if row["status"] == "DRIFT"] == [key]
+
+
+def test_verdict_and_interval_drift_and_machines():
+    a, b = measure(), measure()
+    b.verdicts["bench.verdict"] = "exponential"
+    assert gate(a, b).drifted
+    b = measure()
+    b.intervals["slope"] = (3.6, 4.0)
+    assert gate(a, b).drifted
+    b = measure(slow="bench.time_a")
+    b.machine = "machine-2"
+    r = gate(a, b)
+    assert not r.drifted and not r.speed_gated
+    assert any(row["status"] == "SLOWER (not gated)" for row in r.rows)
+
+
+def test_holm_matches_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.01, 0.04, 0.03, 0.2, 0.001])
+    np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1])
+
+
+def _asv_file(path, machine, counts, times):
+    cols = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b",
+            "stats_q_25", "stats_q_75", "stats_number", "stats_repeat", "samples", "profile"]
+    results = {"s.Metrics.track_trained_pieces": [counts, [["1", "2"]], "v", 0, 1.0, None, None, None, None, None,
+                                                   None, None, None],
+               "s.time_x": [[float(np.median(times))], [], "v", 0, 1.0, None, None, None, None, 1, 10, [times], None]}
+    path.write_text(json.dumps({"commit_hash": "0" * 40, "params": {"machine": machine}, "result_columns": cols,
+                                "results": results, "version": 2}))
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    t = list(np.full(10, 0.01) * (1 + 0.01 * np.arange(10)))
+    _asv_file(tmp_path / "a.json", "m", [5, 7], t)
+    _asv_file(tmp_path / "b.json", "m", [5, 7], t)
+    _asv_file(tmp_path / "c.json", "m", [5, 8], t)
+    _asv_file(tmp_path / "d.json", "m", [5, 7], [v * 1.5 for v in t])
+    a, b, c, d = (str(tmp_path / f"{k}.json") for k in "abcd")
+    junit, js, html = tmp_path / "g.xml", tmp_path / "g.json", tmp_path / "g.html"
+    assert main(["gate", a, b, "--junit", str(junit), "--json", str(js), "--html", str(html)]) == 0
+    assert "no drift" in capsys.readouterr().out
+    assert 'failures="0"' in junit.read_text() and json.loads(js.read_text())["drifted"] is False
+    assert main(["gate", a, c]) == 1
+    assert "DRIFT" in capsys.readouterr().out
+    assert main(["gate", a, d, "--junit", str(junit)]) == 1
+    assert "SLOWER" in capsys.readouterr().out and 'failures="1"' in junit.read_text()
+    assert main(["gate", a, str(tmp_path / "missing.json"), "--results-dir", str(tmp_path / "none")]) == 2
+    assert main(["gate", a, b, "--factor", "0.9"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2

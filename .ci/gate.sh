@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The metric gate of CI: the quick metric benchmarks (asv_suite.Metrics) for HEAD and for
+# its parent, in this job and this environment (-E existing), then `pieces gate`.
+# Speed is not gated here: shared CI machines are too noisy for it (see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ASV=".venv/bin/asv"
+if ! git rev-parse --verify -q HEAD~1 >/dev/null; then
+    echo "metric gate: HEAD has no parent; nothing to compare"
+    exit 0
+fi
+head=$(git rev-parse HEAD)
+parent=$(git rev-parse HEAD~1)
+work=$(mktemp -d)
+trap 'git worktree remove --force "$work/parent" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+$ASV machine --yes --machine ci-gate >/dev/null
+# asv keeps results under .asv/results by config; point it at a scratch copy instead
+cp asv.conf.json "$work/asv.conf.json"
+sed -i "s#\"results_dir\": \".asv/results\"#\"results_dir\": \"$work/results\"#" "$work/asv.conf.json"
+ASV="$ASV --config $work/asv.conf.json"
+run() {  # the metric benchmarks for commit $1, with the code on PYTHONPATH $2
+    PYTHONPATH="$2" $ASV run -E existing --quick --bench 'Metrics' --set-commit-hash "$1" \
+        --machine ci-gate 2>&1 | tail -n 3 || true
+}
+sed -i "s#\"benchmark_dir\": \"benchmarks\"#\"benchmark_dir\": \"$PWD/benchmarks\"#; s#\"repo\": \".\"#\"repo\": \"$PWD\"#" "$work/asv.conf.json"
+echo "metric gate: HEAD ${head:0:8}"
+run "$head" "$PWD"
+git worktree add -q --detach "$work/parent" "$parent"
+echo "metric gate: parent ${parent:0:8}"
+run "$parent" "$work/parent"
+if ! ls "$work/results/ci-gate/${parent:0:8}"-*.json >/dev/null 2>&1; then
+    echo "metric gate: no metric results for the parent (it predates the suite); skipped"
+    exit 0
+fi
+.venv/bin/pieces gate "$parent" "$head" --results-dir "$work/results" --machine ci-gate --junit "$work/gate.xml"

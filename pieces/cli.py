@@ -174,11 +174,22 @@ def _cmd_study(args):
 def _cmd_report(args):
     from report.render import write_report
 
-    if args.asv:
-        raise UsageError("--asv reports are not part of this build yet")
-    if args.run_dir is None:
-        raise UsageError("give a run directory")
     out = args.output
+    if args.asv:
+        from report.asv_history import write_asv_report
+        from report.drift import GateError
+
+        out = out or "asv-report.html"
+        parent = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            raise UsageError(f"cannot write {out}: {parent} is not a writable directory")
+        try:
+            print(f"wrote {write_asv_report(args.asv, out)}")
+        except GateError as exc:
+            raise UsageError(str(exc)) from None
+        return 0
+    if args.run_dir is None:
+        raise UsageError("give a run directory (or --asv RESULTS_DIR)")
     if out is not None:
         parent = os.path.dirname(os.path.abspath(out))
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
@@ -270,7 +281,8 @@ def build_parser():
     rp = sub.add_parser("report", help="(re)render the HTML report of a run directory")
     rp.add_argument("run_dir", nargs="?", default=None)
     rp.add_argument("-o", "--output", default=None, help="HTML file (default RUN_DIR/report.html)")
-    rp.add_argument("--asv", default=None, help=argparse.SUPPRESS)
+    rp.add_argument("--asv", default=None, metavar="RESULTS_DIR",
+                    help="report over all commits in asv's results (e.g. .asv/results)")
     rp.set_defaults(func=_cmd_report)
 
     g = sub.add_parser("gate", help="fail (exit 1) on metric or speed drift between two measurements")

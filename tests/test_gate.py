@@ -113,3 +113,21 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main(["gate", a, b, "--factor", "0.9"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2
+
+
+def test_report_over_asv_history(tmp_path, capsys):
+    t = list(np.full(10, 0.01) * (1 + 0.01 * np.arange(10)))
+    d = tmp_path / "results" / "m"
+    d.mkdir(parents=True)
+    for i, (counts, scale) in enumerate([([5, 7], 1.0), ([5, 7], 1.0), ([5, 8], 1.6)]):
+        _asv_file(d / f"{i:08x}-env.json", "m", counts, [v * scale for v in t])
+        data = json.loads((d / f"{i:08x}-env.json").read_text())
+        data.update(commit_hash=f"{i:08x}" + "0" * 32, date=1000 + i)
+        (d / f"{i:08x}-env.json").write_text(json.dumps(data))
+    out = tmp_path / "h.html"
+    assert main(["report", "--asv", str(tmp_path / "results"), "-o", str(out)]) == 0
+    html = out.read_text()
+    assert "00000002" in html and "<svg" in html and "<script" not in html
+    assert "s.time_x" in html and "1.60" in html  # the regression is listed
+    assert "track_trained_pieces(2)" in html  # the metric change is listed
+    assert main(["report", "--asv", str(tmp_path / "nothing")]) == 2

@@ -62,6 +62,15 @@ def _cmd_count(args):
     return 0
 
 
+def _check_outputs(*paths):
+    from ._io import check_writable
+
+    for p in paths:
+        reason = check_writable(p) if p else None
+        if reason:
+            raise UsageError(reason)
+
+
 def _json_float(v):
     return v if math.isfinite(v) else str(v)
 
@@ -102,16 +111,11 @@ def _widths(text):
 
 
 def _cmd_train(args):
-    from pathlib import Path
-
     from .init import initial_net
     from .net import ReLUNet
     from .train import TrainConfig, history_to_csv, train
 
-    for out in (args.out, args.history):
-        parent = Path(out).resolve().parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise UsageError(f"cannot write {out}: {parent} is not a writable directory")
+    _check_outputs(args.out, args.history)
     if args.net:
         net = ReLUNet.load(args.net)
     else:
@@ -180,9 +184,7 @@ def _cmd_report(args):
         from report.drift import GateError
 
         out = out or "asv-report.html"
-        parent = os.path.dirname(os.path.abspath(out))
-        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-            raise UsageError(f"cannot write {out}: {parent} is not a writable directory")
+        _check_outputs(out)
         try:
             print(f"wrote {write_asv_report(args.asv, out)}")
         except GateError as exc:
@@ -190,10 +192,7 @@ def _cmd_report(args):
         return 0
     if args.run_dir is None:
         raise UsageError("give a run directory (or --asv RESULTS_DIR)")
-    if out is not None:
-        parent = os.path.dirname(os.path.abspath(out))
-        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-            raise UsageError(f"cannot write {out}: {parent} is not a writable directory")
+    _check_outputs(out)
     path = write_report(args.run_dir, out)
     print(f"wrote {path}")
     return 0
@@ -202,13 +201,9 @@ def _cmd_report(args):
 def _cmd_gate(args):
     from report.drift import GateError, format_table, gate, html_page, junit_xml
 
-    from .study.runner import atomic_write_text
+    from ._io import atomic_write
 
-    for out in (args.json, args.junit, args.html):
-        if out:
-            parent = os.path.dirname(os.path.abspath(out))
-            if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-                raise UsageError(f"cannot write {out}: {parent} is not a writable directory")
+    _check_outputs(args.json, args.junit, args.html)
     try:
         result = gate(args.baseline, args.candidate, metric_tol=args.metric_tol, factor=args.factor,
                       results_dir=args.results_dir, machine=args.machine)
@@ -216,11 +211,11 @@ def _cmd_gate(args):
         raise UsageError(str(exc)) from None
     print(format_table(result))
     if args.json:
-        atomic_write_text(args.json, json.dumps(result.to_json(), indent=2))
+        atomic_write(args.json, json.dumps(result.to_json(), indent=2))
     if args.junit:
-        atomic_write_text(args.junit, junit_xml(result))
+        atomic_write(args.junit, junit_xml(result))
     if args.html:
-        atomic_write_text(args.html, html_page(result))
+        atomic_write(args.html, html_page(result))
     return 1 if result.drifted else 0
 
 

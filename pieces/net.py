@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import config
+from ._io import atomic_write
 
 __all__ = ["ReLUNet"]
 
@@ -233,20 +233,13 @@ class ReLUNet:
     # -- persistence -----------------------------------------------------------------
     def save(self, path):
         """Write the net to ``path`` as ``.npz`` (atomically: temp file, then rename)."""
-        path = Path(path)
         arrays = {"format": np.array("relu-pieces-net-1")}
         for i, (w, b) in enumerate(zip(self._weights, self._biases)):
             arrays[f"W{i}"] = w
             arrays[f"b{i}"] = b
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write(path, buf.getvalue())
 
     @classmethod
     def load(cls, path):

@@ -16,14 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
 from . import _train_cpu, config
+from ._io import atomic_write
 from .count import check_interval, count_packed
 from .net import ReLUNet
 from .precision import Format, parse_precision, round_array
@@ -403,14 +401,5 @@ def history_to_csv(history, path=None):
     text = buf.getvalue()
     if path is None:
         return text
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, text)
     return None

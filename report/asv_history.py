@@ -126,7 +126,7 @@ def render_asv_html(results_dir, factor=1.2):
 
 
 def write_asv_report(results_dir, out):
-    from pieces.study.runner import atomic_write_text
+    from pieces._io import atomic_write
 
-    atomic_write_text(out, render_asv_html(results_dir))
+    atomic_write(out, render_asv_html(results_dir))
     return Path(out)

@@ -243,9 +243,9 @@ def render_html(data):
 def write_report(run_dir, out=None):
     """Render the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``),
     atomically. Returns the path."""
-    from pieces.study.runner import atomic_write_text
+    from pieces._io import atomic_write
 
     data = load_run(run_dir)
     out = Path(out) if out is not None else Path(run_dir) / "report.html"
-    atomic_write_text(out, render_html(data))
+    atomic_write(out, render_html(data))
     return out

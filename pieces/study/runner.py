@@ -25,10 +25,10 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from .._io import atomic_write
 from .grid import make_tasks
 from .tasks import COLUMNS, run_task
 
@@ -41,19 +41,7 @@ class StudyError(ValueError):
 
 def atomic_write_text(path, text):
     """Write ``text`` to ``path`` through a temp file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, text)
 
 
 def _short(task_id):

@@ -33,6 +33,10 @@ def growth_plot(groups, title):
     reference is ``(name, depths, values)``.
     """
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    ys = np.concatenate([np.asarray(g[2], float) for g in groups]) if groups else np.array([1.0])
+    ys = ys[np.isfinite(ys)]
+    top = float(ys.max()) if ys.size else 1.0
+    low = float(ys[ys > 0].min()) if np.any(ys > 0) else 1.0
     for ax, scale in zip(axes, ("linear", "log")):
         for k, (label, L, y, fit, ref) in enumerate(groups):
             color = f"C{k}"
@@ -55,9 +59,14 @@ def growth_plot(groups, title):
                 name, rL, rv = ref
                 ax.plot(rL, rv, ":", color="k", lw=1, label=name if k == 0 else None)
         ax.set_yscale(scale)
+        # the data decide the axis: a rejected model's CI band may be far wider
+        if scale == "linear":
+            ax.set_ylim(0, 1.3 * top)
+        else:
+            ax.set_ylim(0.5 * low, 2.0 * top)
         ax.set_xlabel("depth L")
         ax.set_ylabel("pieces")
-        ax.set_title(f"{title} ({scale} axis)")
+        ax.set_title(f"{scale} axis")
     axes[1].legend(fontsize=7, loc="upper left")
     return svg(fig)
 

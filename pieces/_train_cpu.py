@@ -15,7 +15,7 @@ from numba import njit, prange
 
 from .precision import rnd
 
-__all__ = ["OPTIMIZERS", "param_layout", "loss_grad", "run_steps", "run_steps_batch", "forward_loss"]
+__all__ = ["OPTIMIZERS", "param_layout", "loss_grad", "run_steps_batch", "forward_loss"]
 
 #: Native precisions use BLAS GEMMs for layers at least this wide (and batches at
 #: least this large); below, or in emulated precisions, the loops.
@@ -311,15 +311,6 @@ def _run(theta, m, v, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seed,
     return n_steps, loss, False
 
 
-def run_steps(theta, m, v, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seed, rounding):
-    """Run ``n_steps`` updates in place from global step ``step0``.
-
-    Returns ``(steps_done, last_loss, diverged)``; on divergence ``theta`` keeps the
-    last finite parameters (the failing step is not applied).
-    """
-    return _run(theta, m, v, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seed, rounding)
-
-
 @njit(cache=True, parallel=True, error_model="numpy")
 def _run_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active,
                rs):
@@ -339,6 +330,11 @@ def _run_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, bat
 
 
 def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active, rounding):
-    """``run_steps`` for the rows of ``thetas`` (same architecture), one net per thread."""
+    """Run ``n_steps`` updates in place from global step ``step0`` for the rows of
+    ``thetas`` (one architecture), one net per thread; ``train`` is a batch of one.
+
+    Returns ``(steps_done, last_loss, diverged)`` per net; on divergence a row keeps
+    its last finite parameters (the failing step is not applied).
+    """
     return _run_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds,
                       active, rounding)

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _train_cpu, config
 from ._io import atomic_write
-from .count import check_interval, count_packed
+from .count import _check_net, check_interval, count_packed
 from .net import ReLUNet
 from .precision import Format, parse_precision, round_array
 from .targets import resolve_target
@@ -280,12 +280,6 @@ class _Plan:
         return rows
 
 
-def _check_nets(nets):
-    for net in nets:
-        if not isinstance(net, ReLUNet):
-            raise ValueError(f"expected a ReLUNet, got {type(net).__name__}")
-
-
 def train(net, target, config=None) -> TrainResult:
     """Train ``net`` on ``target`` as ``config`` says.
 
@@ -319,7 +313,8 @@ def train_batch(nets, target, config=None, seeds=None):
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     nets = list(nets)
-    _check_nets(nets)
+    for net in nets:
+        _check_net(net)
     seeds = [config.seed] * len(nets) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != len(nets):
         raise ValueError(f"{len(seeds)} seeds for {len(nets)} nets")

@@ -72,8 +72,9 @@ def test_resume_after_kill(tmp_path):
     """kill -9 in the middle of a run, then the same command: nothing lost, nothing
     doubled, and the result equals an uninterrupted run."""
     cfg = tmp_path / "cfg.toml"
-    cfg.write_text('seeds = 2\ndepths = [1, 2, 3, 4, 5, 6]\nwidths = [4]\ntargets = ["square"]\n'
-                   '[train]\noptimizer = "adam"\nlr = 0.01\nsteps = 400\nn_samples = 64\nrecord_every = 100\n')
+    # tasks long enough (about a second each) that the kill lands mid-run even with a warm cache
+    cfg.write_text('seeds = 2\ndepths = [1, 2, 3, 4, 5, 6]\nwidths = [16]\ntargets = ["square"]\n'
+                   '[train]\noptimizer = "adam"\nlr = 0.01\nsteps = 4000\nn_samples = 256\nrecord_every = 1000\n')
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "pieces.cli", "study", "--experiments", "growth", "--config", str(cfg),
            "--out", str(out), "--jobs", "1", "--no-progress"]
@@ -81,7 +82,7 @@ def test_resume_after_kill(tmp_path):
     done = out / "done.txt"
     deadline = time.time() + 120
     while time.time() < deadline and (not done.exists() or len(done.read_text().split()) < 2):
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     n_before = len(done.read_text().split())

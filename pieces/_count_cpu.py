@@ -15,7 +15,7 @@ segments with equal slope are one affine piece.
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["pack", "new_workspace", "sweep", "enumerate_segments", "merge_pieces", "count_one", "count_batch"]
+__all__ = ["pack", "pack_subset", "new_workspace", "sweep", "enumerate_segments", "merge_pieces", "count_one", "count_batch"]
 
 
 def pack(nets):
@@ -36,6 +36,17 @@ def pack(nets):
         np.concatenate([p[2] for p in parts]),
         *offsets,
     )
+
+
+def pack_subset(packed, idx):
+    """The packed batch of the nets ``idx`` (in that order) of a packed batch."""
+    wt, bf, sizes, w_off, b_off, s_off = packed
+    parts = []
+    for arr, off in ((wt, w_off), (bf, b_off), (sizes, s_off)):
+        pieces = [arr[off[i] : off[i + 1]] for i in idx]
+        lens = np.array([p.size for p in pieces], np.int64)
+        parts.append((np.concatenate(pieces) if pieces else arr[:0], np.concatenate(([0], np.cumsum(lens))).astype(np.int64)))
+    return parts[0][0], parts[1][0], parts[2][0], parts[0][1], parts[1][1], parts[2][1]
 
 
 @njit(cache=True, inline="always")

@@ -15,7 +15,7 @@ from numba import njit, prange
 
 from .precision import rnd
 
-__all__ = ["OPTIMIZERS", "param_layout", "loss_grad", "run_steps_batch", "forward_loss"]
+__all__ = ["OPTIMIZERS", "param_layout", "loss_grad", "run_steps_batch", "forward_loss", "evaluate_batch"]
 
 #: Native precisions use BLAS GEMMs for layers at least this wide (and batches at
 #: least this large); below, or in emulated precisions, the loops.
@@ -224,6 +224,28 @@ def forward_loss(theta, sizes, x, y, rs):
 
 
 @njit(cache=True, error_model="numpy")
+def _evaluate(theta, sizes, x, y, rs, out):
+    H, r, G, D, E, Dt = _workspace(theta, sizes, x.size)
+    loss = _forward(theta, sizes, x, y, H, r, rs)
+    out[:] = H[H.shape[0] - 1]
+    return loss
+
+
+def evaluate_batch(thetas, sizes, x, y, rounding):
+    """``(losses, outputs)`` of the nets ``thetas`` (one architecture) on (x, y),
+    computed in the precision: the float64 losses and the ``(n_nets, x.size)`` outputs.
+
+    Nets run one after another: each forward pass is BLAS-parallel already.
+    """
+    n = thetas.shape[0]
+    losses = np.empty(n, np.float64)
+    outputs = np.empty((n, x.size), thetas.dtype)
+    for i in range(n):
+        losses[i] = _evaluate(thetas[i], sizes, x, y, rounding, outputs[i])
+    return losses, outputs
+
+
+@njit(cache=True, error_model="numpy")
 def loss_grad(theta, sizes, x, y, rs):
     """``(loss, gradient)`` on (x, y), computed in the precision."""
     H, r, G, D, E, Dt = _workspace(theta, sizes, x.size)
@@ -241,17 +263,24 @@ def _splitmix(state):
     return state, z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, error_model="numpy")
-def epoch_permutation(n, seed, epoch, perm):
-    """Fisher-Yates shuffle of 0..n-1 from a splitmix64 stream of (seed, epoch)."""
+def epoch_permutation_py(n, seed, epoch, perm):
+    """Fisher-Yates shuffle of 0..n-1 from a splitmix64 stream of (seed, epoch).
+
+    Plain Python, compiled twice: :func:`epoch_permutation` on the CPU and as a device
+    function of the CUDA kernels, so that both draw the same minibatches."""
     state = np.uint64(seed) * np.uint64(0x100000001B3) + np.uint64(epoch)
     state, _ = _splitmix(state)
+    state = np.uint64(state)  # a no-op compiled; in the CUDA simulator, undoes int
     for i in range(n):
         perm[i] = i
     for i in range(n - 1, 0, -1):
         state, z = _splitmix(state)
-        j = np.int64(z % np.uint64(i + 1))
+        state = np.uint64(state)
+        j = np.int64(np.uint64(z) % np.uint64(i + 1))
         perm[i], perm[j] = perm[j], perm[i]
+
+
+epoch_permutation = njit(cache=True, error_model="numpy")(epoch_permutation_py)
 
 
 @njit(cache=True, error_model="numpy")

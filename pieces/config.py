@@ -14,6 +14,11 @@ __all__ = [
     "DEVICES",
     "COUNT_INITIAL_CAPACITY",
     "SGD_BATCH_SIZE",
+    "CUDA_TRAIN_THREADS",
+    "CUDA_COUNT_THREADS",
+    "CUDA_COUNT_CAPACITY",
+    "CUDA_SHARED_BYTES",
+    "CUDA_WORKSPACE_BYTES",
 ]
 
 #: Two zero crossings closer than ``MERGE_RTOL * max(span, |x1|, |x2|)`` are one
@@ -43,11 +48,31 @@ INITS = ("he", "glorot", "uniform")
 #: Names accepted by ``count_pieces(method=...)``.
 METHODS = ("exact", "rational", "grid")
 
-#: Devices accepted by ``count_pieces_batch(device=...)``.
-DEVICES = ("cpu", "cuda")
+#: Devices accepted by ``count_pieces_batch(device=...)``, ``TrainConfig(device=...)``
+#: and ``pieces study --device``. ``"cuda"`` without a GPU is an error; ``"auto"`` takes
+#: the GPU when there is one and the CPU otherwise.
+DEVICES = ("cpu", "cuda", "auto")
 
 #: Segments preallocated by the exact counter; buffers double when full.
 COUNT_INITIAL_CAPACITY = 64
 
 #: Minibatch size of ``optimizer="sgd"`` when ``batch_size`` is not given.
 SGD_BATCH_SIZE = 32
+
+#: Threads per block of the CUDA training kernel (one block trains one net; its threads
+#: share the samples, then the parameters).
+CUDA_TRAIN_THREADS = 128
+
+#: Threads per block of the CUDA counting kernel (one thread counts one net).
+CUDA_COUNT_THREADS = 64
+
+#: Segments per net that the CUDA counter can hold. A net with more activation regions
+#: (at some layer) overflows and is counted again on the CPU, whose buffers grow.
+CUDA_COUNT_CAPACITY = 1024
+
+#: The training kernel keeps a net's parameters in shared memory when they fit in this
+#: many bytes (the default per-block limit); larger nets read them from global memory.
+CUDA_SHARED_BYTES = 48 * 1024
+
+#: Device memory that one launch's workspaces may take; bigger batches run in chunks.
+CUDA_WORKSPACE_BYTES = 2 * 1024**3

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from . import _count_cpu, config
+from ._device import resolve_device
 from .net import ReLUNet
 
 __all__ = ["PieceCount", "count_pieces", "count_pieces_batch", "check_interval"]
@@ -130,13 +131,18 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu"):
     """Exact pieces and regions of many nets, in parallel.
 
     On the CPU one net runs per Numba thread (``numba.set_num_threads`` sets how many);
-    the answers equal :func:`count_pieces` net by net.
+    on the GPU one net runs per CUDA thread. The answers equal :func:`count_pieces` net
+    by net.
 
     Parameters
     ----------
     nets : sequence of ReLUNet
     interval : (float, float)
-    device : {"cpu", "cuda"}
+    device : {"cpu", "cuda", "auto"}
+        ``"cuda"`` raises ``RuntimeError`` where no GPU is usable; ``"auto"`` takes the
+        GPU if there is one, else the CPU. On the GPU, nets with more than
+        ``config.CUDA_COUNT_CAPACITY`` segments are counted on the CPU, with a
+        ``GPUFallbackWarning``.
 
     Returns
     -------
@@ -152,22 +158,24 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu"):
     for net in nets:
         _check_net(net)
     a, b = check_interval(interval)
-    if device not in config.DEVICES:
-        raise ValueError(f"unknown device {device!r}; expected one of {', '.join(config.DEVICES)}")
-    if device == "cuda":
-        # No silent fallback to the CPU: asking for a GPU and not getting one is an error.
-        raise RuntimeError("device='cuda': the CUDA counting kernels are not part of this build")
+    device = resolve_device(device, "counting")
     if not nets:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return count_packed(_count_cpu.pack(nets), a, b)
+    return count_packed(_count_cpu.pack(nets), a, b, device)
 
 
-def count_packed(packed, a, b):
-    """Pieces and regions of nets already packed (see ``_count_cpu.pack``), in parallel."""
+def count_packed(packed, a, b, device="cpu"):
+    """Pieces and regions of nets already packed (see ``_count_cpu.pack``), in parallel
+    on ``device`` (``"cpu"`` or ``"cuda"``, already resolved)."""
     wt, bf, sizes, w_off, b_off, s_off = packed
     n = w_off.size - 1
-    return _count_cpu.count_batch(
+    if device == "cuda":
+        from . import _count_cuda as kernels
+    else:
+        kernels = _count_cpu
+    return kernels.count_batch(
         wt, bf, sizes, w_off, b_off, s_off, float(a), float(b),
-        config.MERGE_RTOL, config.SLOPE_RTOL, config.COUNT_INITIAL_CAPACITY,
+        config.MERGE_RTOL, config.SLOPE_RTOL,
+        config.CUDA_COUNT_CAPACITY if device == "cuda" else config.COUNT_INITIAL_CAPACITY,
         max(1, min(numba.get_num_threads(), n)),
     )

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _train_cpu, config
 from ._io import atomic_write
+from ._device import resolve_device
 from .count import _check_net, check_interval, count_packed
 from .net import ReLUNet
 from .precision import Format, parse_precision, round_array
@@ -71,7 +72,10 @@ class TrainConfig:
         Record loss, pieces and regions every this many steps (and at the start and end).
     seed : int
         Seed of random sampling and minibatch order.
-    device : {"cpu", "cuda"}
+    device : {"cpu", "cuda", "auto"}
+        Where the kernels run. ``"cuda"`` trains one net per thread block and raises
+        ``RuntimeError`` where no GPU is usable; ``"auto"`` falls back to the CPU.
+        Emulated precisions give the CPU's results bit for bit on the GPU.
     interval : (float, float)
         Domain of the training points, and where pieces are counted.
     sampling : {"grid", "random"}
@@ -230,8 +234,12 @@ class _Plan:
     """Everything the kernels need that does not depend on the net."""
 
     def __init__(self, target, config):
-        if config.device == "cuda":
-            raise RuntimeError("device='cuda': the CUDA training kernels are not part of this build")
+        self.device = resolve_device(config.device, "training")
+        if self.device == "cuda":
+            from . import _train_cuda as kernels
+        else:
+            kernels = _train_cpu
+        self.kernels = kernels
         self.config = config
         fmt = config.format
         self.fmt = fmt
@@ -272,12 +280,9 @@ class _Plan:
             np.arange(n + 1, dtype=np.int64) * b_idx.size,
             np.arange(n + 1, dtype=np.int64) * len(sizes),
         )
-        pieces, regions = count_packed(packed, *self.config.interval)
-        rows = []
-        for theta, p, r in zip(thetas, pieces, regions):
-            loss = float(_train_cpu.forward_loss(theta, sizes, self.x, self.y, ()))
-            rows.append((steps, loss, int(p), int(r)))
-        return rows
+        pieces, regions = count_packed(packed, *self.config.interval, self.device)
+        losses, _ = self.kernels.evaluate_batch(thetas, sizes, self.x, self.y, ())
+        return [(steps, float(loss), int(p), int(r)) for loss, p, r in zip(losses, pieces, regions)]
 
 
 def train(net, target, config=None) -> TrainResult:
@@ -355,7 +360,7 @@ def _train_group(nets, sizes, seeds, plan):
     step = 0
     while step < cfg.steps and active.any():
         chunk = min(cfg.record_every, cfg.steps - step)
-        d, _, div = _train_cpu.run_steps_batch(
+        d, _, div = plan.kernels.run_steps_batch(
             thetas, ms, vs, sizes, plan.X, plan.Y, plan.lr, plan.bc, plan.hp, plan.opt,
             step, chunk, plan.batch, seeds_arr, active, plan.rounding,
         )

@@ -1,0 +1,72 @@
+"""What the CUDA kernels share: exact rounding on the device, and launch helpers.
+
+``rnd(x, rs)`` is the twin of :func:`pieces.precision.rnd`. It cannot use the CPU's
+bit casts (the CUDA simulator runs kernels as Python), so it takes the binade of ``x``
+from ``math.frexp``; the result is the same correctly rounded value, bit for bit. Its
+spec ``rs`` extends the CPU's ``(bits, emin, emax, limit)`` with constants in the
+compute dtype (see :func:`device_rounding`), so that no arithmetic is promoted: a
+float32 operation on the GPU stays a float32 operation. An empty ``rs`` (fp64, fp32)
+prunes the rounding away at compile time.
+
+FMA contraction (NVVM's default) cannot change an emulated result: every product the
+kernels round is exact in the compute dtype (two K-bit significands, 2K <= 48 bits,
+in float64 for pK and 22 <= 24 bits in float32 for fp16 and bf16). It does change
+native fp32/fp64 results in the last bits, as BLAS's order does on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda
+
+__all__ = ["rnd", "device_rounding", "to_device", "blocks_for"]
+
+
+def device_rounding(rs, dtype):
+    """The device spec of the CPU rounding spec ``rs`` for compute dtype ``dtype``.
+
+    ``()`` stays ``()``. Otherwise ``(bits, emin, emax, limit, p, one, c15, down, up,
+    inf)``: ``p`` the significand bits of ``dtype``, then the constants 1, 1.5, 2**-64,
+    2**64 and inf as ``dtype`` scalars.
+    """
+    if len(rs) == 0:
+        return ()
+    dt = np.dtype(dtype).type
+    bits, emin, emax, limit = rs
+    p = 53 if np.dtype(dtype) == np.float64 else 24
+    return (np.int64(bits), np.int64(emin), np.int64(emax), dt(limit), np.int64(p),
+            dt(1.0), dt(1.5), dt(2.0**-64), dt(2.0**64), dt(np.inf))
+
+
+@cuda.jit(device=True)
+def rnd(x, rs):
+    """Round ``x`` to the format of the device spec ``rs`` (see :func:`device_rounding`):
+    nearest, ties to even, the format's exponent range, subnormals, overflow to inf."""
+    if len(rs) == 0:
+        return x
+    bits, emin, emax, limit, p, one, c15, down, up, inf = rs
+    e = math.frexp(x)[1] - 1  # x = m * 2**e with 1 <= |m| < 2 (0, inf, nan: anything)
+    e = min(max(e, emin), emax + 1)
+    # Adding and subtracting c = 1.5 * 2**(e + p - bits) makes the dtype's own
+    # round-to-nearest-even round x to a multiple of the quantum 2**(e + 1 - bits). In
+    # float32, c overflows in binades above 2**64: scale by 2**-64 and back (exact).
+    big = e > 64
+    xs = x * down if big else x
+    es = e - 64 if big else e
+    c = math.ldexp(c15, int(es + p - bits))
+    r = (xs + c) - c
+    r = r * up if big else r
+    r = math.copysign(r, x) * one  # the sign of a zero result is x's; "* one" keeps the dtype
+    return math.copysign(inf, x) * one if abs(r) > limit else r
+
+
+def to_device(arr):
+    """A contiguous device copy of ``arr``."""
+    return cuda.to_device(np.ascontiguousarray(arr))
+
+
+def blocks_for(n, threads):
+    """Blocks of ``threads`` that cover ``n`` items (at least one)."""
+    return max(1, (n + threads - 1) // threads)

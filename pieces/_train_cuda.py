@@ -1,0 +1,340 @@
+"""CUDA twins of the training kernels (numba-cuda): one thread block trains one net.
+
+Same public signatures as :mod:`pieces._train_cpu`, same parameter layout, same
+operations in the same order: the block's threads split the samples for the forward
+pass and the deltas (each sample's sums run over the neurons in order, as on the CPU),
+then split the parameters for the gradient sums (each runs over the samples in order,
+as on the CPU), the loss is summed over the samples in order by one thread, and each
+thread updates its share of the parameters. So emulated precisions (fp16, bf16, pK)
+give the CPU's results bit for bit. Native fp32/fp64 differ in the last bits: the CPU
+sums wide layers with BLAS, and the GPU contracts products and sums into FMAs.
+
+A net's parameters stay in shared memory for the whole launch when they fit in
+``config.CUDA_SHARED_BYTES``; activations and deltas live in device memory.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda, from_dtype
+
+from . import config
+from ._cuda import blocks_for, device_rounding, rnd, to_device
+from ._train_cpu import _layout as _layout_host
+from ._train_cpu import epoch_permutation_py
+
+__all__ = ["run_steps_batch", "evaluate_batch"]
+
+epoch_permutation = cuda.jit(device=True)(epoch_permutation_py)
+
+
+@cuda.jit(device=True)
+def _forward_samples(th, sizes, w_off, b_off, h_off, xb, yb, H, R, rs, zero):
+    """Forward pass of this thread's samples: activations into ``H`` (h_tot, nb),
+    rounded residuals into ``R``. Sums run ``b_j + w_0j h_0 + w_1j h_1 + ...``."""
+    n_layers = sizes.size - 1
+    out = h_off[n_layers]
+    for n in range(cuda.threadIdx.x, xb.size, cuda.blockDim.x):
+        H[0, n] = xb[n]
+        for l in range(n_layers):
+            n_in = sizes[l]
+            n_out = sizes[l + 1]
+            i0 = h_off[l]
+            j0 = h_off[l + 1]
+            wo = w_off[l]
+            bo = b_off[l]
+            for j in range(n_out):
+                z = th[bo + j]
+                for k in range(n_in):
+                    z = rnd(z + rnd(th[wo + k * n_out + j] * H[i0 + k, n], rs), rs)
+                if l < n_layers - 1 and not z > zero:
+                    z = zero
+                H[j0 + j, n] = z
+        R[n] = rnd(H[out, n] - yb[n], rs)
+
+
+@cuda.jit(device=True)
+def _loss_serial(R, nbf, rs, zero):
+    """Mean of the squared residuals, summed in sample order (one thread)."""
+    loss = zero
+    for n in range(R.size):
+        loss = rnd(loss + rnd(R[n] * R[n], rs), rs)
+    return rnd(loss / nbf, rs)
+
+
+def _build_train_kernel(dtype, shared):
+    DT = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def kernel(thetas, ms, vs, news, sizes, w_off, b_off, h_off, X, Y, lr, bc, hp, opt, step0,
+               n_steps, seeds, active, rs, nbf, Hs, Rs, Gs, Ds, Es, Dts, perms, xbs, ybs, lossw,
+               bad, done, losses, diverged, first):
+        r = cuda.blockIdx.x
+        i = first + r
+        tid = cuda.threadIdx.x
+        T = cuda.blockDim.x
+        if i >= thetas.shape[0] or not active[i]:
+            return
+        P = thetas.shape[1]
+        if shared:
+            th = cuda.shared.array(0, DT)
+            for k in range(tid, P, T):
+                th[k] = thetas[i, k]
+            cuda.syncthreads()
+        else:
+            th = thetas[i]
+        m = ms[i]
+        v = vs[i]
+        new = news[r]
+        H = Hs[r]
+        R = Rs[r]
+        G = Gs[r]
+        D = Ds[r]
+        E = Es[r]
+        Dt = Dts[r]
+        perm = perms[r]
+        xb = xbs[r]
+        yb = ybs[r]
+        nb = xb.size
+        N = X.size
+        n_layers = sizes.size - 1
+        zero = th[0] - th[0]
+        b1 = hp[0]
+        omb1 = hp[1]
+        b2 = hp[2]
+        omb2 = hp[3]
+        eps = hp[4]
+        spe = N // nb
+        epoch_now = -1
+        n_done = n_steps
+        last = zero
+        div = False
+        if nb == N:
+            for n in range(tid, nb, T):
+                xb[n] = X[n]
+                yb[n] = Y[n]
+        for s in range(step0, step0 + n_steps):
+            if nb != N:
+                epoch = s // spe
+                if epoch != epoch_now:
+                    if tid == 0:
+                        epoch_permutation(N, seeds[i], epoch, perm)
+                    epoch_now = epoch
+                    cuda.syncthreads()
+                start = (s % spe) * nb
+                for n in range(tid, nb, T):
+                    xb[n] = X[perm[start + n]]
+                    yb[n] = Y[perm[start + n]]
+            _forward_samples(th, sizes, w_off, b_off, h_off, xb, yb, H, R, rs, zero)
+            cuda.syncthreads()
+            if tid == 0:
+                lossw[r] = _loss_serial(R, nbf, rs, zero)
+                bad[r] = 0
+            cuda.syncthreads()
+            last = lossw[r]
+            if not math.isfinite(last):
+                n_done = s - step0
+                div = True
+                break
+            # backward: dL/df = 2 r / N
+            for n in range(tid, nb, T):
+                D[0, n] = rnd((R[n] + R[n]) / nbf, rs)
+            for l in range(n_layers - 1, -1, -1):
+                n_in = sizes[l]
+                n_out = sizes[l + 1]
+                i0 = h_off[l]
+                wo = w_off[l]
+                bo = b_off[l]
+                cuda.syncthreads()
+                for n in range(tid, nb, T):
+                    for j in range(n_out):
+                        Dt[n, j] = D[j, n]
+                cuda.syncthreads()
+                n_w = n_in * n_out
+                for e in range(tid, n_w + n_out, T):
+                    g = zero
+                    if e < n_w:
+                        k = e // n_out
+                        j = e - k * n_out
+                        for n in range(nb):
+                            h = H[i0 + k, n]
+                            if h == zero:
+                                continue  # adds exactly nothing
+                            g = rnd(g + rnd(h * Dt[n, j], rs), rs)
+                        G[wo + e] = g
+                    else:
+                        j = e - n_w
+                        for n in range(nb):
+                            g = rnd(g + Dt[n, j], rs)
+                        G[bo + j] = g
+                if l > 0:
+                    for n in range(tid, nb, T):
+                        for k in range(n_in):
+                            acc = zero
+                            for j in range(n_out):
+                                acc = rnd(acc + rnd(th[wo + k * n_out + j] * D[j, n], rs), rs)
+                            E[k, n] = acc if H[i0 + k, n] > zero else zero
+                    D, E = E, D
+            cuda.syncthreads()
+            rate = lr[s]
+            for k in range(tid, P, T):
+                g = G[k]
+                if opt == 2:
+                    c1 = bc[s, 0]
+                    c2 = bc[s, 1]
+                    mk = rnd(rnd(b1 * m[k], rs) + rnd(omb1 * g, rs), rs)
+                    vk = rnd(rnd(b2 * v[k], rs) + rnd(rnd(omb2 * g, rs) * g, rs), rs)
+                    m[k] = mk
+                    v[k] = vk
+                    mh = rnd(mk / c1, rs)
+                    vh = rnd(vk / c2, rs)
+                    den = rnd(rnd(zero + math.sqrt(vh), rs) + eps, rs)
+                    step = rnd(rate * rnd(mh / den, rs), rs)
+                    nk = rnd(th[k] - step, rs)
+                else:
+                    nk = rnd(th[k] - rnd(rate * g, rs), rs)
+                new[k] = nk
+                if not math.isfinite(nk):
+                    bad[r] = 1
+            cuda.syncthreads()
+            if bad[r] != 0:
+                n_done = s - step0
+                div = True
+                break
+            for k in range(tid, P, T):
+                th[k] = new[k]
+            cuda.syncthreads()
+        if shared:
+            for k in range(tid, P, T):
+                thetas[i, k] = th[k]
+        if tid == 0:
+            done[i] = n_done
+            losses[i] = last
+            diverged[i] = div
+
+    return kernel
+
+
+def _build_eval_kernel(dtype, shared):
+    DT = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def kernel(thetas, sizes, w_off, b_off, h_off, x, y, rs, nbf, Hs, Rs, losses, outputs, first):
+        r = cuda.blockIdx.x
+        i = first + r
+        tid = cuda.threadIdx.x
+        if i >= thetas.shape[0]:
+            return
+        P = thetas.shape[1]
+        if shared:
+            th = cuda.shared.array(0, DT)
+            for k in range(tid, P, cuda.blockDim.x):
+                th[k] = thetas[i, k]
+            cuda.syncthreads()
+        else:
+            th = thetas[i]
+        zero = th[0] - th[0]
+        H = Hs[r]
+        R = Rs[r]
+        _forward_samples(th, sizes, w_off, b_off, h_off, x, y, H, R, rs, zero)
+        out = h_off[sizes.size - 1]
+        for n in range(tid, x.size, cuda.blockDim.x):
+            outputs[i, n] = H[out, n]
+        cuda.syncthreads()
+        if tid == 0:
+            losses[i] = _loss_serial(R, nbf, rs, zero)
+
+    return kernel
+
+
+_KERNELS = {}
+
+
+def _kernel(kind, dtype, shared):
+    key = (kind, np.dtype(dtype).str, bool(shared))
+    if key not in _KERNELS:
+        build = _build_train_kernel if kind == "train" else _build_eval_kernel
+        _KERNELS[key] = build(dtype, bool(shared))
+    return _KERNELS[key]
+
+
+def _shared_bytes(n_params, dtype):
+    """Dynamic shared memory for a net's parameters, or 0 when they do not fit."""
+    nbytes = n_params * np.dtype(dtype).itemsize
+    return nbytes if nbytes <= config.CUDA_SHARED_BYTES else 0
+
+
+def _chunk(n, per_net_bytes):
+    return max(1, min(n, config.CUDA_WORKSPACE_BYTES // max(per_net_bytes, 1)))
+
+
+def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active, rounding):
+    """The twin of :func:`pieces._train_cpu.run_steps_batch`, one thread block per net.
+
+    Updates ``thetas``, ``ms`` and ``vs`` in place (through the device and back) and
+    returns ``(steps_done, last_loss, diverged)`` per net.
+    """
+    n, P = thetas.shape
+    dt = thetas.dtype
+    N = X.size
+    nb = N if (batch <= 0 or batch >= N) else int(batch)
+    w_off, b_off, h_off, h_tot = _layout_host(sizes)
+    wmax = int(sizes.max())
+    per_net = dt.itemsize * (h_tot * nb + nb + 2 * P + 3 * wmax * nb + 2 * nb + 2) + 8 * N
+    chunk = _chunk(n, per_net)
+    rs = device_rounding(rounding, dt)
+    nbf = dt.type(nb)
+    d_thetas, d_ms, d_vs = to_device(thetas), to_device(ms), to_device(vs)
+    consts = [to_device(a) for a in (sizes, w_off, b_off, h_off, X, Y, lr, bc, hp)]
+    d_seeds, d_active = to_device(seeds), to_device(active)
+    ws = dict(
+        news=cuda.device_array((chunk, P), dt), Hs=cuda.device_array((chunk, h_tot, nb), dt),
+        Rs=cuda.device_array((chunk, nb), dt), Gs=cuda.device_array((chunk, P), dt),
+        Ds=cuda.device_array((chunk, wmax, nb), dt), Es=cuda.device_array((chunk, wmax, nb), dt),
+        Dts=cuda.device_array((chunk, nb, wmax), dt), perms=cuda.device_array((chunk, N), np.int64),
+        xbs=cuda.device_array((chunk, nb), dt), ybs=cuda.device_array((chunk, nb), dt),
+        lossw=cuda.device_array(chunk, dt), bad=cuda.device_array(chunk, np.int32),
+    )
+    d_done = cuda.to_device(np.zeros(n, np.int64))
+    d_losses = cuda.to_device(np.zeros(n, np.float64))
+    d_div = cuda.to_device(np.zeros(n, np.bool_))
+    shm = _shared_bytes(P, dt)
+    kernel = _kernel("train", dt, shm > 0)
+    threads = config.CUDA_TRAIN_THREADS
+    for first in range(0, n, chunk):
+        m = min(chunk, n - first)
+        kernel[m, threads, 0, shm](
+            d_thetas, d_ms, d_vs, ws["news"], *consts[:4], *consts[4:], int(opt), int(step0),
+            int(n_steps), d_seeds, d_active, rs, nbf, ws["Hs"], ws["Rs"], ws["Gs"], ws["Ds"],
+            ws["Es"], ws["Dts"], ws["perms"], ws["xbs"], ws["ybs"], ws["lossw"], ws["bad"],
+            d_done, d_losses, d_div, first,
+        )
+    d_thetas.copy_to_host(thetas)
+    d_ms.copy_to_host(ms)
+    d_vs.copy_to_host(vs)
+    return d_done.copy_to_host(), d_losses.copy_to_host(), d_div.copy_to_host()
+
+
+def evaluate_batch(thetas, sizes, x, y, rounding):
+    """The twin of :func:`pieces._train_cpu.evaluate_batch`: ``(losses, outputs)``."""
+    n, P = thetas.shape
+    dt = thetas.dtype
+    N = x.size
+    w_off, b_off, h_off, h_tot = _layout_host(sizes)
+    chunk = _chunk(n, dt.itemsize * (h_tot + 1) * N)
+    rs = device_rounding(rounding, dt)
+    d_thetas = to_device(thetas)
+    consts = [to_device(a) for a in (sizes, w_off, b_off, h_off, x, y)]
+    Hs = cuda.device_array((chunk, h_tot, N), dt)
+    Rs = cuda.device_array((chunk, N), dt)
+    d_losses = cuda.device_array(n, np.float64)
+    d_out = cuda.device_array((n, N), dt)
+    shm = _shared_bytes(P, dt)
+    kernel = _kernel("eval", dt, shm > 0)
+    threads = config.CUDA_TRAIN_THREADS
+    for first in range(0, n, chunk):
+        m = min(chunk, n - first)
+        kernel[m, threads, 0, shm](d_thetas, *consts, rs, dt.type(N), Hs, Rs, d_losses, d_out, first)
+    return d_losses.copy_to_host(), d_out.copy_to_host()

@@ -1,7 +1,7 @@
 """relu-pieces: do trained ReLU networks keep exponentially many affine pieces in depth?
 
-Exact piece counting, constructions from approximation theory, and (in later modules)
-training in every precision. See ARCHITECTURE.md for the words used here.
+Exact piece counting, constructions from approximation theory, and training in every
+precision, on the CPU (Numba) or a GPU (numba-cuda, ``device="cuda"``). See ARCHITECTURE.md for the words used here.
 
 Examples
 --------
@@ -18,7 +18,7 @@ from .init import initial_net
 from .net import ReLUNet
 from .perturb import BackpropError, backprop_error, perturbed_step
 from .precision import parse_precision, round_array
-from .train import TrainConfig, TrainResult, train, train_batch
+from .train import TrainConfig, TrainResult, evaluate_batch, train, train_batch
 
 try:
     __version__ = _version("relu-pieces")
@@ -39,6 +39,7 @@ __all__ = [
     "TrainResult",
     "train",
     "train_batch",
+    "evaluate_batch",
     "perturbed_step",
     "backprop_error",
     "BackpropError",

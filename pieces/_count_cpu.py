@@ -12,6 +12,8 @@ than ``merge_rtol`` (relative) are one point. After the output layer, neighbouri
 segments with equal slope are one affine piece.
 """
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -51,7 +53,7 @@ def pack_subset(packed, idx):
 
 @njit(cache=True, inline="always")
 def _near(x, y, rtol, span):
-    if np.isinf(x) or np.isinf(y):
+    if math.isinf(x) or math.isinf(y):
         return x == y
     m = span
     ax = abs(x)
@@ -65,11 +67,11 @@ def _near(x, y, rtol, span):
 
 @njit(cache=True, inline="always")
 def _interior_point(lo, hi):
-    if np.isinf(lo) and np.isinf(hi):
+    if math.isinf(lo) and math.isinf(hi):
         return 0.0
-    if np.isinf(lo):
+    if math.isinf(lo):
         return hi - max(1.0, abs(hi))
-    if np.isinf(hi):
+    if math.isinf(hi):
         return lo + max(1.0, abs(lo))
     return 0.5 * lo + 0.5 * hi
 

@@ -124,7 +124,7 @@ def _cmd_train(args):
         optimizer=args.optimizer, lr=args.lr, steps=args.steps, n_samples=args.n_samples,
         precision=args.precision, batch_size=args.batch_size, record_every=args.record_every,
         seed=args.seed, interval=tuple(args.interval), sampling=args.sampling,
-        schedule=args.schedule, lr_final=args.lr_final,
+        schedule=args.schedule, lr_final=args.lr_final, device=args.device,
     )
     res = train(net, args.target, cfg)
     res.net.save(args.out)
@@ -168,8 +168,12 @@ def _cmd_study(args):
             raise UsageError(f"unknown experiment {e!r}; expected some of {', '.join(EXPERIMENTS)}")
     if args.jobs < 1:
         raise UsageError("--jobs must be >= 1")
+    from ._device import resolve_device
+
+    device = resolve_device(args.device, "pieces study")  # before any output exists
     out = args.out or f"runs/{size}"
-    info = run_study(out, settings, experiments, size=size, jobs=args.jobs, progress=not args.no_progress)
+    info = run_study(out, settings, experiments, size=size, jobs=args.jobs, progress=not args.no_progress,
+                     device=device)
     print(f"{info['n_run']} tasks run, {info['n_done']} already done, {info['n_tasks']} in all, "
           f"{info['wall_s']:.1f} s; wrote {out}/results.csv, {out}/meta.json and {out}/report.html")
     return 0
@@ -256,6 +260,8 @@ def build_parser():
     t.add_argument("--sampling", default="grid", help="grid or random")
     t.add_argument("--schedule", default="constant", help="constant, cosine, linear or exp")
     t.add_argument("--lr-final", type=float, default=0.01, help="final lr as a fraction of --lr")
+    t.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
+                   help="cpu, cuda (an error without a GPU) or auto (the GPU if there is one)")
     t.add_argument("-o", "--out", default="trained.npz", help="trained network (.npz)")
     t.add_argument("--history", default="history.csv", help="history (.csv)")
     t.set_defaults(func=_cmd_train)
@@ -271,6 +277,9 @@ def build_parser():
     st.add_argument("--seeds", type=int, default=None, help="seeds per configuration")
     st.add_argument("--config", default=None, help="TOML file overriding settings")
     st.add_argument("--no-progress", action="store_true", help="no progress bar")
+    st.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
+                    help="where training runs: cpu, cuda (an error without a GPU), or auto (the GPU if "
+                         "there is one); with cuda, tasks run one after another in this process")
     st.set_defaults(func=_cmd_study)
 
     rp = sub.add_parser("report", help="(re)render the HTML report of a run directory")

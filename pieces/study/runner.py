@@ -143,8 +143,11 @@ def _init_worker():
     numba.set_num_threads(1)  # processes give the parallelism
 
 
-def run_study(out, settings, experiments, size="default", jobs=1, progress=True, report=True):
+def run_study(out, settings, experiments, size="default", jobs=1, progress=True, report=True, device="cpu"):
     """Run (or resume) a study in ``out``.
+
+    ``device="cuda"`` trains on the GPU, one task after another in this process (the
+    GPU trains a task's seeds at once); a run directory keeps the device it started on.
 
     Returns
     -------
@@ -158,12 +161,20 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
     previous_wall = 0.0
     if meta_path.exists():
         try:
-            previous_wall = float(json.loads(meta_path.read_text()).get("wall_s_total", 0.0))
-        except (ValueError, TypeError):
-            previous_wall = 0.0
+            old = json.loads(meta_path.read_text())
+            previous_wall = float(old.get("wall_s_total", 0.0))
+        except (ValueError, TypeError, AttributeError):
+            old, previous_wall = {}, 0.0
+        started_on = old.get("device", "cpu") if isinstance(old, dict) else "cpu"
+        if done and started_on != device:
+            # native fp32/fp64 differ in the last bits between devices: one run, one device
+            raise StudyError(f"{run_dir} was started with --device {started_on}; resume it with that "
+                             "device or use another --out")
+    if device == "cuda":
+        jobs = 1
     todo = [t for t in tasks if _short(t["id"]) not in done]
     meta = {
-        "settings": settings, "experiments": list(experiments), "size": size, "jobs": jobs,
+        "settings": settings, "experiments": list(experiments), "size": size, "jobs": jobs, "device": device,
         "versions": _versions(), "git_commit": _git_commit(),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
         "n_tasks": len(tasks), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -185,7 +196,7 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
     try:
         if jobs <= 1:
             for t in todo:
-                finish(t, run_task(t))
+                finish(t, run_task(t, device))
         else:
             ctx = multiprocessing.get_context("spawn")
             # workers inherit the environment when they start (at the first submits):

@@ -27,11 +27,11 @@ def _row(task, seed, stage, metric, value, **extra):
     return r
 
 
-def _train_config(task, n_samples=None):
+def _train_config(task, n_samples=None, device="cpu"):
     t = dict(task["train"])
     if n_samples is not None:
         t["n_samples"] = n_samples
-    return TrainConfig(precision=task.get("precision", "fp64"), **t)
+    return TrainConfig(precision=task.get("precision", "fp64"), device=device, **t)
 
 
 def _start_nets(task):
@@ -41,8 +41,8 @@ def _start_nets(task):
     return [initial_net(task["init"], depth=L, seed=s, perturb=task.get("perturb", 0.0)) for s in task["seeds"]]
 
 
-def _training_rows(task, n_samples=None):
-    cfg = _train_config(task, n_samples)
+def _training_rows(task, n_samples=None, device="cpu"):
+    cfg = _train_config(task, n_samples, device)
     results = train_batch(_start_nets(task), task["target"], cfg, seeds=task["seeds"])
     rows = []
     for s, res in zip(task["seeds"], results):
@@ -109,15 +109,16 @@ def _backprop_rows(task):
     return rows
 
 
-def run_task(task):
-    """Rows of one task (a dict from :func:`pieces.study.grid.make_tasks`)."""
+def run_task(task, device="cpu"):
+    """Rows of one task (a dict from :func:`pieces.study.grid.make_tasks`); training
+    runs on ``device`` (``"cpu"`` or ``"cuda"``), the other experiments on the CPU."""
     exp = task["experiment"]
     if exp == "growth":
-        return _training_rows(task)
+        return _training_rows(task, device=device)
     if exp == "constructions":
-        return _training_rows(task, _construction_samples(task))
+        return _training_rows(task, _construction_samples(task), device)
     if exp == "precision":
-        return _training_rows(task, _construction_samples(task) if task["init"] != "he" else None)
+        return _training_rows(task, _construction_samples(task) if task["init"] != "he" else None, device)
     if exp == "perturbation":
         return _perturbation_rows(task)
     if exp == "assumptions":

@@ -31,31 +31,6 @@ epoch_permutation = cuda.jit(device=True)(epoch_permutation_py)
 
 
 @cuda.jit(device=True)
-def _forward_samples(th, sizes, w_off, b_off, h_off, xb, yb, H, R, rs, zero):
-    """Forward pass of this thread's samples: activations into ``H`` (h_tot, nb),
-    rounded residuals into ``R``. Sums run ``b_j + w_0j h_0 + w_1j h_1 + ...``."""
-    n_layers = sizes.size - 1
-    out = h_off[n_layers]
-    for n in range(cuda.threadIdx.x, xb.size, cuda.blockDim.x):
-        H[0, n] = xb[n]
-        for l in range(n_layers):
-            n_in = sizes[l]
-            n_out = sizes[l + 1]
-            i0 = h_off[l]
-            j0 = h_off[l + 1]
-            wo = w_off[l]
-            bo = b_off[l]
-            for j in range(n_out):
-                z = th[bo + j]
-                for k in range(n_in):
-                    z = rnd(z + rnd(th[wo + k * n_out + j] * H[i0 + k, n], rs), rs)
-                if l < n_layers - 1 and not z > zero:
-                    z = zero
-                H[j0 + j, n] = z
-        R[n] = rnd(H[out, n] - yb[n], rs)
-
-
-@cuda.jit(device=True)
 def _loss_serial(R, nbf, rs, zero):
     """Mean of the squared residuals, summed in sample order (one thread)."""
     loss = zero
@@ -64,8 +39,136 @@ def _loss_serial(R, nbf, rs, zero):
     return rnd(loss / nbf, rs)
 
 
-def _build_train_kernel(dtype, shared):
+def _build_device_functions(DT, TO, TK, TJ):
+    """The per-dtype device functions. ``TO``: outputs a thread accumulates at once in
+    the forward pass and the deltas (two samples each); ``TK x TJ``: the gradient tile
+    of a thread. Tiles are small constant-size local arrays, which the compiler keeps
+    in registers (the loops over them unroll), so that each loaded activation serves
+    ``2 * TO`` products and each loaded delta ``TK * TJ``."""
+
+    @cuda.jit(device=True)
+    def forward(th, sizes, w_off, b_off, h_off, xb, yb, H, R, rs, zero):
+        """Forward pass of this thread's samples: activations into ``H`` (h_tot, nb),
+        rounded residuals into ``R``. Sums run ``b_j + w_0j h_0 + w_1j h_1 + ...``."""
+        acc = cuda.local.array(TO, DT)
+        acc2 = cuda.local.array(TO, DT)
+        n_layers = sizes.size - 1
+        out = h_off[n_layers]
+        nb = xb.size
+        T = cuda.blockDim.x
+        for n in range(cuda.threadIdx.x, nb, 2 * T):
+            n2 = n + T if n + T < nb else n  # the second sample (or n again)
+            H[0, n] = xb[n]
+            H[0, n2] = xb[n2]
+            for l in range(n_layers):
+                n_in = sizes[l]
+                n_out = sizes[l + 1]
+                i0 = h_off[l]
+                j0 = h_off[l + 1]
+                wo = w_off[l]
+                bo = b_off[l]
+                relu = l < n_layers - 1
+                for jt in range(0, n_out, TO):
+                    for t in range(TO):
+                        if jt + t < n_out:
+                            acc[t] = th[bo + jt + t]
+                            acc2[t] = acc[t]
+                    for k in range(n_in):
+                        h1 = H[i0 + k, n]
+                        h2 = H[i0 + k, n2]
+                        base = wo + k * n_out + jt
+                        for t in range(TO):
+                            if jt + t < n_out:
+                                w = th[base + t]
+                                acc[t] = rnd(acc[t] + rnd(w * h1, rs), rs)
+                                acc2[t] = rnd(acc2[t] + rnd(w * h2, rs), rs)
+                    for t in range(TO):
+                        if jt + t < n_out:
+                            z1 = acc[t]
+                            z2 = acc2[t]
+                            if relu and not z1 > zero:
+                                z1 = zero
+                            if relu and not z2 > zero:
+                                z2 = zero
+                            H[j0 + jt + t, n] = z1
+                            H[j0 + jt + t, n2] = z2
+            R[n] = rnd(H[out, n] - yb[n], rs)
+            R[n2] = rnd(H[out, n2] - yb[n2], rs)
+
+    @cuda.jit(device=True)
+    def deltas(th, wo, n_in, n_out, i0, H, D, E, zero, rs):
+        """``E[k, n] = relu'(z_k) * sum_j w_kj D[j, n]``, summed over j in order, for
+        this thread's samples."""
+        acc = cuda.local.array(TO, DT)
+        acc2 = cuda.local.array(TO, DT)
+        nb = H.shape[1]
+        T = cuda.blockDim.x
+        for n in range(cuda.threadIdx.x, nb, 2 * T):
+            n2 = n + T if n + T < nb else n
+            for kt in range(0, n_in, TO):
+                for t in range(TO):
+                    acc[t] = zero
+                    acc2[t] = zero
+                for j in range(n_out):
+                    d1 = D[j, n]
+                    d2 = D[j, n2]
+                    for t in range(TO):
+                        if kt + t < n_in:
+                            w = th[wo + (kt + t) * n_out + j]
+                            acc[t] = rnd(acc[t] + rnd(w * d1, rs), rs)
+                            acc2[t] = rnd(acc2[t] + rnd(w * d2, rs), rs)
+                for t in range(TO):
+                    if kt + t < n_in:
+                        k = kt + t
+                        E[k, n] = acc[t] if H[i0 + k, n] > zero else zero
+                        E[k, n2] = acc2[t] if H[i0 + k, n2] > zero else zero
+
+    @cuda.jit(device=True)
+    def gradient(wo, bo, n_in, n_out, i0, H, Dt, G, zero, rs):
+        """Weight and bias gradients of one layer, each summed over the samples in
+        order. A thread owns tiles of TK x TJ weights; the tiles of the first rows also
+        sum the biases of their columns (from the deltas they load anyway)."""
+        acc = cuda.local.array((TK, TJ), DT)
+        accb = cuda.local.array(TJ, DT)
+        nb = H.shape[1]
+        n_jt = (n_out + TJ - 1) // TJ
+        n_tiles = ((n_in + TK - 1) // TK) * n_jt
+        for tile in range(cuda.threadIdx.x, n_tiles, cuda.blockDim.x):
+            kt = (tile // n_jt) * TK
+            jt = (tile % n_jt) * TJ
+            for a in range(TK):
+                for t in range(TJ):
+                    acc[a, t] = zero
+            for t in range(TJ):
+                accb[t] = zero
+            for n in range(nb):
+                if kt == 0:
+                    for t in range(TJ):
+                        if jt + t < n_out:
+                            accb[t] = rnd(accb[t] + Dt[n, jt + t], rs)
+                for a in range(TK):
+                    if kt + a < n_in:
+                        h = H[i0 + kt + a, n]
+                        if h != zero:  # a zero activation adds exactly nothing
+                            for t in range(TJ):
+                                if jt + t < n_out:
+                                    acc[a, t] = rnd(acc[a, t] + rnd(h * Dt[n, jt + t], rs), rs)
+            for a in range(TK):
+                if kt + a < n_in:
+                    for t in range(TJ):
+                        if jt + t < n_out:
+                            G[wo + (kt + a) * n_out + jt + t] = acc[a, t]
+            if kt == 0:
+                for t in range(TJ):
+                    if jt + t < n_out:
+                        G[bo + jt + t] = accb[t]
+
+    return forward, deltas, gradient
+
+
+def _build_train_kernel(dtype, shared, tiles):
     DT = from_dtype(np.dtype(dtype))
+    forward, deltas, gradient = _build_device_functions(DT, *tiles)
 
     @cuda.jit
     def kernel(thetas, ms, vs, news, sizes, w_off, b_off, h_off, X, Y, lr, bc, hp, opt, step0,
@@ -115,6 +218,7 @@ def _build_train_kernel(dtype, shared):
             for n in range(tid, nb, T):
                 xb[n] = X[n]
                 yb[n] = Y[n]
+            cuda.syncthreads()
         for s in range(step0, step0 + n_steps):
             if nb != N:
                 epoch = s // spe
@@ -127,7 +231,8 @@ def _build_train_kernel(dtype, shared):
                 for n in range(tid, nb, T):
                     xb[n] = X[perm[start + n]]
                     yb[n] = Y[perm[start + n]]
-            _forward_samples(th, sizes, w_off, b_off, h_off, xb, yb, H, R, rs, zero)
+                cuda.syncthreads()  # forward's sample pairs are not the gather's
+            forward(th, sizes, w_off, b_off, h_off, xb, yb, H, R, rs, zero)
             cuda.syncthreads()
             if tid == 0:
                 lossw[r] = _loss_serial(R, nbf, rs, zero)
@@ -144,38 +249,14 @@ def _build_train_kernel(dtype, shared):
             for l in range(n_layers - 1, -1, -1):
                 n_in = sizes[l]
                 n_out = sizes[l + 1]
-                i0 = h_off[l]
-                wo = w_off[l]
-                bo = b_off[l]
                 cuda.syncthreads()
                 for n in range(tid, nb, T):
                     for j in range(n_out):
                         Dt[n, j] = D[j, n]
                 cuda.syncthreads()
-                n_w = n_in * n_out
-                for e in range(tid, n_w + n_out, T):
-                    g = zero
-                    if e < n_w:
-                        k = e // n_out
-                        j = e - k * n_out
-                        for n in range(nb):
-                            h = H[i0 + k, n]
-                            if h == zero:
-                                continue  # adds exactly nothing
-                            g = rnd(g + rnd(h * Dt[n, j], rs), rs)
-                        G[wo + e] = g
-                    else:
-                        j = e - n_w
-                        for n in range(nb):
-                            g = rnd(g + Dt[n, j], rs)
-                        G[bo + j] = g
+                gradient(w_off[l], b_off[l], n_in, n_out, h_off[l], H, Dt, G, zero, rs)
                 if l > 0:
-                    for n in range(tid, nb, T):
-                        for k in range(n_in):
-                            acc = zero
-                            for j in range(n_out):
-                                acc = rnd(acc + rnd(th[wo + k * n_out + j] * D[j, n], rs), rs)
-                            E[k, n] = acc if H[i0 + k, n] > zero else zero
+                    deltas(th, w_off[l], n_in, n_out, h_off[l], H, D, E, zero, rs)
                     D, E = E, D
             cuda.syncthreads()
             rate = lr[s]
@@ -217,8 +298,9 @@ def _build_train_kernel(dtype, shared):
     return kernel
 
 
-def _build_eval_kernel(dtype, shared):
+def _build_eval_kernel(dtype, shared, tiles):
     DT = from_dtype(np.dtype(dtype))
+    forward = _build_device_functions(DT, *tiles)[0]
 
     @cuda.jit
     def kernel(thetas, sizes, w_off, b_off, h_off, x, y, rs, nbf, Hs, Rs, losses, outputs, first):
@@ -238,11 +320,11 @@ def _build_eval_kernel(dtype, shared):
         zero = th[0] - th[0]
         H = Hs[r]
         R = Rs[r]
-        _forward_samples(th, sizes, w_off, b_off, h_off, x, y, H, R, rs, zero)
+        forward(th, sizes, w_off, b_off, h_off, x, y, H, R, rs, zero)
+        cuda.syncthreads()
         out = h_off[sizes.size - 1]
         for n in range(tid, x.size, cuda.blockDim.x):
             outputs[i, n] = H[out, n]
-        cuda.syncthreads()
         if tid == 0:
             losses[i] = _loss_serial(R, nbf, rs, zero)
 
@@ -253,10 +335,11 @@ _KERNELS = {}
 
 
 def _kernel(kind, dtype, shared):
-    key = (kind, np.dtype(dtype).str, bool(shared))
+    tiles = (config.CUDA_TILE_OUT, *config.CUDA_TILE_GRAD)
+    key = (kind, np.dtype(dtype).str, bool(shared), tiles)
     if key not in _KERNELS:
         build = _build_train_kernel if kind == "train" else _build_eval_kernel
-        _KERNELS[key] = build(dtype, bool(shared))
+        _KERNELS[key] = build(dtype, bool(shared), tiles)
     return _KERNELS[key]
 
 

@@ -19,6 +19,8 @@ __all__ = [
     "CUDA_COUNT_CAPACITY",
     "CUDA_SHARED_BYTES",
     "CUDA_WORKSPACE_BYTES",
+    "CUDA_TILE_OUT",
+    "CUDA_TILE_GRAD",
 ]
 
 #: Two zero crossings closer than ``MERGE_RTOL * max(span, |x1|, |x2|)`` are one
@@ -76,3 +78,10 @@ CUDA_SHARED_BYTES = 48 * 1024
 
 #: Device memory that one launch's workspaces may take; bigger batches run in chunks.
 CUDA_WORKSPACE_BYTES = 2 * 1024**3
+
+#: Register tiles of the CUDA training kernels: in the forward pass and the deltas a
+#: thread accumulates this many outputs for two samples at once; in the gradient it
+#: owns a (rows, columns) tile of a weight matrix. Larger tiles load less and use more
+#: registers. The order of every sum is the CPU's whatever the tiles.
+CUDA_TILE_OUT = 8
+CUDA_TILE_GRAD = (2, 4)

@@ -76,7 +76,9 @@ def main():
                     print(exc, file=sys.stderr)
                     return
                 f64 = len(_F64_OP.findall(ptx)) if self.f32_only else 0
-                what = f"{len(ptx.splitlines())} PTX lines, {time.perf_counter() - t0:.1f} s"
+                local = len(re.findall(r"\b(?:ld|st)\.local\b", ptx))
+                what = (f"{len(ptx.splitlines())} PTX lines, {local} local-memory accesses, "
+                        f"{time.perf_counter() - t0:.1f} s")
                 if f64:
                     what += f"; {f64} float64 operations in a float32 kernel"
                 results.append((self.name, f64 == 0, what))

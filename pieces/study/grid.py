@@ -38,6 +38,9 @@ def default_settings(size="default"):
         "backprop_depths": [2, 4, 8, 12, 16],
         "precisions": ["fp32", "fp16", "bf16", "p8"],
         "precision_depths": [2, 4, 6, 8, 10, 12],
+        # depths of the sawtooth starts of the precision experiment (default: as
+        # precision_depths); they train on 2**(L+1)+1 points, so the full grid stops at 16
+        "precision_construction_depths": None,
         "precision_seeds": 5,
     }
     if size == "quick":
@@ -52,7 +55,8 @@ def default_settings(size="default"):
                  perturbation_depths=list(range(2, 25, 2)), perturbation_widths=[8, 16, 32],
                  backprop_depths=[2, 4, 8, 12, 16, 20, 24],
                  precisions=["fp32", "fp16", "bf16", "p4", "p8", "p12", "p16", "p20"],
-                 precision_depths=list(range(2, 25, 2)), precision_seeds=30)
+                 precision_depths=list(range(2, 25, 2)), precision_construction_depths=list(range(2, 17, 2)),
+                 precision_seeds=30)
     return s
 
 
@@ -107,10 +111,13 @@ def make_tasks(settings, experiments):
                                       depth=L, precisions=s["precisions"], seeds=seeds))
         elif exp == "precision":
             pseeds = list(range(int(s["precision_seeds"])))
+            cdepths = s.get("precision_construction_depths") or s["precision_depths"]
             for p in s["precisions"]:
                 for L in s["precision_depths"]:
                     tasks.append(dict(experiment=exp, init="he", target=s["targets"][0], width=s["widths"][0],
                                       depth=L, precision=p, seeds=pseeds, train=s["train"]))
+                    if L not in cdepths:
+                        continue
                     tasks.append(dict(experiment=exp, init="sawtooth", target=f"sawtooth:{2 ** (L - 1)}", width=2,
                                       depth=L, precision=p, seeds=pseeds, perturb=s["construction_perturb"],
                                       train=s["construction_train"]))

@@ -117,6 +117,63 @@ class TrainBatch:
         train_batch(self.nets, "square", self.cfg)
 
 
+# ---------------------------------------------------------------- speed: GPU
+# Skipped (NotImplementedError in setup, asv's convention) where no GPU is usable, e.g.
+# on CI; on a GPU machine they track the CUDA twins across commits.
+
+
+def _require_gpu():
+    from pieces._device import cuda_status, simulated
+
+    ok, why = cuda_status()
+    if not ok or simulated():
+        raise NotImplementedError(f"no GPU: {why or 'the CUDA simulator is on'}")
+
+
+class GpuGDStep:
+    """Ten full-batch GD steps of 1024 nets, width 32, depth 8, 1024 samples, on the GPU."""
+
+    params = ["fp32", "fp64", "fp16"]
+    param_names = ["precision"]
+    steps = 10
+    n_nets = 1024
+
+    def setup(self, precision):
+        _require_gpu()
+        from pieces import _train_cuda
+
+        self.kernels = _train_cuda
+        fmt = parse_precision(precision)
+        dt = fmt.compute_dtype
+        self.sizes = np.array([1] + [32] * 8 + [1], dtype=np.int64)
+        self.thetas = np.stack([net_to_theta(ReLUNet.random([32] * 8, seed=s)) for s in range(self.n_nets)]).astype(dt)
+        self.x = np.linspace(0, 1, 1024).astype(dt)
+        self.y = (self.x * self.x).astype(dt)
+        self.lr = np.full(self.steps, 1e-4, dt)
+        self.bc = np.ones((self.steps, 2), dt)
+        self.hp = np.array([0.9, 0.1, 0.999, 0.001, 1e-3], dt)
+        self.rs = fmt.rounding
+        self.run()
+
+    def run(self):
+        th = self.thetas.copy()
+        self.kernels.run_steps_batch(th, th * 0, th * 0, self.sizes, self.x, self.y, self.lr, self.bc, self.hp, 0, 0,
+                                     self.steps, 0, np.arange(self.n_nets), np.ones(self.n_nets, bool), self.rs)
+
+    def time_gpu_gd_steps(self, precision):
+        self.run()
+
+
+class GpuCountBatch:
+    def setup(self):
+        _require_gpu()
+        self.nets = [ReLUNet.random([32] * 8, seed=s) for s in range(1024)]
+        count_pieces_batch(self.nets[:2], (-3.0, 3.0), device="cuda")
+
+    def time_gpu_count_batch(self):
+        count_pieces_batch(self.nets, (-3.0, 3.0), device="cuda")
+
+
 class FitGrowth:
     def setup(self):
         from report.growth import fit_growth

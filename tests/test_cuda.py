@@ -112,6 +112,27 @@ def test_emulated_training_is_bit_identical(precision, optimizer):
         assert (g.diverged, g.steps_done) == (c.diverged, c.steps_done)
 
 
+@settings(max_examples=25)
+@given(net_strategy(max_depth=3, max_width=5), st.sampled_from(["fp16", "bf16", "p7", "p20"]),
+       st.sampled_from(["gd", "sgd", "adam"]), st.integers(0, 2**31 - 1))
+def test_training_random_and_degenerate_nets_is_bit_identical(net, precision, optimizer, seed):
+    cfg = TrainConfig(optimizer=optimizer, lr=0.03, steps=3, n_samples=7, precision=precision, record_every=3,
+                      batch_size=None if optimizer == "gd" else 3, adam_eps=1e-3, seed=seed % 1000)
+    gpu, cpu = _train_both([net], cfg, seeds=[seed % 1000])
+    np.testing.assert_array_equal(net_to_theta(gpu[0].net), net_to_theta(cpu[0].net))
+    np.testing.assert_array_equal(gpu[0].history, cpu[0].history)
+
+
+@pytest.mark.parametrize("widths", [[10, 3], [17], [1, 9]])
+def test_tiles_with_ragged_edges(widths):
+    # widths that are not multiples of the register tiles (8 outputs, 2 x 4 gradients),
+    # an odd sample count (the second sample of a thread's pair runs out), 2 threads
+    cfg = TrainConfig(optimizer="adam", lr=0.02, steps=2, n_samples=9, precision="fp16", record_every=2,
+                      adam_eps=1e-3)
+    gpu, cpu = _train_both([ReLUNet.random(widths, seed=4)], cfg, seeds=[0])
+    np.testing.assert_array_equal(net_to_theta(gpu[0].net), net_to_theta(cpu[0].net))
+
+
 @pytest.mark.parametrize("precision, rtol", [("fp64", 1e-12), ("fp32", 2e-5)])
 def test_native_training_agrees_within_rounding(precision, rtol):
     # width 8 and 16 samples: the CPU sums these layers with BLAS, in another order

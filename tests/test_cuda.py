@@ -221,3 +221,24 @@ def test_kernels_compile_for_hopper():
                          text=True, cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     assert out.stdout.count(" ok ") == 17
+
+
+# ---------------------------------------------------------------- the study on the GPU
+
+
+def test_study_on_cuda_gives_the_cpu_rows_and_keeps_its_device(tmp_path):
+    from pieces.study import default_settings, run_study
+    from pieces.study.runner import StudyError
+
+    s = default_settings("quick")
+    s.update(seeds=2, depths=[1, 2], widths=[3], targets=["square"],
+             train={"optimizer": "adam", "lr": 0.01, "steps": 4, "n_samples": 8, "record_every": 2})
+    run_study(tmp_path / "gpu", s, ["growth"], device="cuda", jobs=2, progress=False, report=False)
+    run_study(tmp_path / "cpu", s, ["growth"], device="cpu", progress=False, report=False)
+    gpu = (tmp_path / "gpu" / "results.csv").read_text()
+    # widths below the BLAS threshold: the CPU's order of every sum is the GPU's
+    assert gpu == (tmp_path / "cpu" / "results.csv").read_text()
+    meta = (tmp_path / "gpu" / "meta.json").read_text()
+    assert '"device": "cuda"' in meta and '"jobs": 1' in meta
+    with pytest.raises(StudyError, match="started with --device cuda"):
+        run_study(tmp_path / "gpu", s, ["growth"], device="cpu", progress=False, report=False)

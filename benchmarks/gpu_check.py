@@ -115,6 +115,24 @@ def check_agreement(tiny):
                 line("PASS" if ok else "MISS", f"train {precision} {optimizer}: GPU vs CPU weights",
                      "bit-identical" if ok else f"{int(np.sum(a != b))} of {a.size} differ", "bit-identical")
             ok_all &= ok
+    # native half arithmetic (config.CUDA_NATIVE_HALF): equal unless the GPU fuses
+    # products and sums; reported, not required
+    from pieces import config
+
+    config.CUDA_NATIVE_HALF = True
+    try:
+        for optimizer in ("gd", "adam"):
+            cfg = TrainConfig(optimizer=optimizer, lr=0.01, steps=5, n_samples=N, precision="fp16",
+                              record_every=5, adam_eps=1e-3)
+            gpu = train_batch(nets, "sine", TrainConfig(**{**cfg.__dict__, "device": "cuda"}), seeds=range(4))
+            cpu = train_batch(nets, "sine", cfg, seeds=range(4))
+            a = np.stack([net_to_theta(r.net) for r in gpu])
+            b = np.stack([net_to_theta(r.net) for r in cpu])
+            err = float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+            line("INFO", f"train fp16 {optimizer} in native half vs the CPU's emulation",
+                 f"{int(np.sum(a == b))}/{a.size} equal, max rel. diff {err:.1e}")
+    finally:
+        config.CUDA_NATIVE_HALF = False
     return ok_all
 
 
@@ -152,15 +170,22 @@ def gd_seconds(kernels, n_nets, w, L, N, precision, steps):
 
 
 def bench_training(info, sizes, tiny):
-    from pieces import _train_cuda
+    from pieces import _train_cuda, config
 
     res = {}
     for (w, L, N, n_nets) in sizes:
         flop = 6 * (w + (L - 1) * w * w + w) * N  # per net-step: forward 2, backward 4 per weight-sample
         cpu_nets = 2 if tiny else 4
-        for precision in ("fp32", "fp64", "fp16"):
+        for precision in ("fp32", "fp64", "fp16", "fp16 native"):
             steps = 2 if tiny else 10
-            g = n_nets * steps / gd_seconds(_train_cuda, n_nets, w, L, N, precision, steps)
+            config.CUDA_NATIVE_HALF = precision.endswith("native")
+            try:
+                g = n_nets * steps / gd_seconds(_train_cuda, n_nets, w, L, N, precision.split()[0], steps)
+            finally:
+                config.CUDA_NATIVE_HALF = False
+            if precision.endswith("native"):
+                line("INFO", f"train fp16 in native half w={w} L={L} N={N}, {n_nets} nets", f"{g:,.0f} net-steps/s")
+                continue
             c = cpu_nets * 2 / gd_seconds(_train_cpu, cpu_nets, w, L, N, precision, 2)
             res[(w, L, N, n_nets, precision)] = g
             gflops = g * flop / 1e9

@@ -353,16 +353,42 @@ def _chunk(n, per_net_bytes):
     return max(1, min(n, config.CUDA_WORKSPACE_BYTES // max(per_net_bytes, 1)))
 
 
+#: The rounding spec of fp16 (see :attr:`pieces.precision.Format.rounding`).
+_FP16 = (11, -14, 15)
+
+#: fp16 integers are exact up to 2**11: the batch size divides in native half only then.
+_FP16_EXACT_INT = 2048
+
+
+def _native_half(rounding, nb):
+    return (config.CUDA_NATIVE_HALF and len(rounding) == 4 and tuple(rounding[:3]) == _FP16
+            and nb <= _FP16_EXACT_INT)
+
+
 def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active, rounding):
     """The twin of :func:`pieces._train_cpu.run_steps_batch`, one thread block per net.
 
     Updates ``thetas``, ``ms`` and ``vs`` in place (through the device and back) and
-    returns ``(steps_done, last_loss, diverged)`` per net.
+    returns ``(steps_done, last_loss, diverged)`` per net. With
+    ``config.CUDA_NATIVE_HALF``, fp16 runs in the GPU's half arithmetic instead of the
+    exact emulation (every value is already an fp16 number, so the arrays convert
+    exactly both ways).
     """
+    N = X.size
+    nb = N if (batch <= 0 or batch >= N) else int(batch)
+    if _native_half(rounding, nb):
+        half = [np.asarray(a, np.float16) for a in (thetas, ms, vs, X, Y, lr, bc, hp)]
+        out = _run_steps(*half[:3], sizes, *half[3:], opt, step0, n_steps, nb, seeds, active, ())
+        for dst, src in zip((thetas, ms, vs), half[:3]):
+            dst[...] = src
+        return out
+    return _run_steps(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, nb, seeds, active, rounding)
+
+
+def _run_steps(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, nb, seeds, active, rounding):
     n, P = thetas.shape
     dt = thetas.dtype
     N = X.size
-    nb = N if (batch <= 0 or batch >= N) else int(batch)
     w_off, b_off, h_off, h_tot = _layout_host(sizes)
     wmax = int(sizes.max())
     per_net = dt.itemsize * (h_tot * nb + nb + 2 * P + 3 * wmax * nb + 2 * nb + 2) + 8 * N

@@ -21,6 +21,7 @@ __all__ = [
     "CUDA_WORKSPACE_BYTES",
     "CUDA_TILE_OUT",
     "CUDA_TILE_GRAD",
+    "CUDA_NATIVE_HALF",
 ]
 
 #: Two zero crossings closer than ``MERGE_RTOL * max(span, |x1|, |x2|)`` are one
@@ -85,3 +86,11 @@ CUDA_WORKSPACE_BYTES = 2 * 1024**3
 #: registers. The order of every sum is the CPU's whatever the tiles.
 CUDA_TILE_OUT = 8
 CUDA_TILE_GRAD = (2, 4)
+
+#: Train fp16 on the GPU in its native half arithmetic rather than the exact emulation
+#: (which rounds every fp32 result to fp16, as the CPU does). Half operations are
+#: correctly rounded too, so the two agree bit for bit unless the GPU fuses a product
+#: and a sum into one fused multiply-add (ptxas may, for half operations); batches of
+#: more than 2048 points stay emulated (their size is not an fp16 integer). Off, so
+#: that GPU and CPU results are identical; benchmarks/gpu_check.py measures both.
+CUDA_NATIVE_HALF = False

@@ -92,14 +92,15 @@ def main():
     real_kernel = _train_cuda._kernel
     sizes = np.array([1, 3, 4, 1], np.int64)
     P = param_layout(sizes)[2]
-    for prec in ("fp64", "fp32", "fp16", "p10"):
-        fmt = parse_precision(prec)
+    for prec in ("fp64", "fp32", "fp16", "p10", "fp16 native"):
+        fmt = parse_precision(prec.split()[0])
         dt = fmt.compute_dtype
-        for shared in (True, False):
+        config.CUDA_NATIVE_HALF = prec.endswith("native")
+        for shared in (True, False) if not config.CUDA_NATIVE_HALF else (True,):
             config.CUDA_SHARED_BYTES = 48 * 1024 if shared else 0
             where = "shared" if shared else "global"
             _train_cuda._kernel = lambda kind, dtype, sh, _p=prec, _w=where: Compiler(
-                real_kernel(kind, dtype, sh), f"{kind} {_p} {_w}", f32_only=np.dtype(dtype) == np.float32)
+                real_kernel(kind, dtype, sh), f"{kind} {_p} {_w}", f32_only=np.dtype(dtype) != np.float64)
             thetas = np.random.default_rng(0).normal(size=(2, P)).astype(dt)
             X = np.linspace(0, 1, 8).astype(dt)
             lr = np.full(4, 0.01, dt)
@@ -107,7 +108,8 @@ def main():
             hp = np.array([0.9, 0.1, 0.999, 0.001, 1e-4], dt)
             _train_cuda.run_steps_batch(thetas, thetas * 0, thetas * 0, sizes, X, X, lr, bc, hp, 2, 0, 4, 4,
                                         np.arange(2), np.ones(2, np.bool_), fmt.rounding)
-            _train_cuda.evaluate_batch(thetas, sizes, X, X, fmt.rounding)
+            if not config.CUDA_NATIVE_HALF:
+                _train_cuda.evaluate_batch(thetas, sizes, X, X, fmt.rounding)
     width = max(len(r[0]) for r in results)
     for name, ok, what in results:
         print(f"{name:<{width}}  {'ok  ' if ok else 'FAIL'}  {what}")

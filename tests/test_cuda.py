@@ -133,6 +133,20 @@ def test_tiles_with_ragged_edges(widths):
     np.testing.assert_array_equal(net_to_theta(gpu[0].net), net_to_theta(cpu[0].net))
 
 
+@pytest.mark.parametrize("optimizer", ["gd", "sgd", "adam"])
+def test_native_half_equals_the_emulation(monkeypatch, optimizer):
+    # in the simulator, half operations are numpy's, correctly rounded as the GPU's are;
+    # on a GPU only a fused multiply-add could tell them apart (gpu_check.py measures it)
+    monkeypatch.setattr(config, "CUDA_NATIVE_HALF", True)
+    cfg = TrainConfig(optimizer=optimizer, lr=0.05, steps=4, n_samples=10, precision="fp16", record_every=2,
+                      batch_size=None if optimizer == "gd" else 5, adam_eps=1e-3)
+    nets = [ReLUNet.random([3, 4], seed=s) for s in range(2)]
+    gpu, cpu = _train_both(nets, cfg, seeds=[0, 1])
+    for g, c in zip(gpu, cpu):
+        np.testing.assert_array_equal(net_to_theta(g.net), net_to_theta(c.net))
+        np.testing.assert_array_equal(g.history, c.history)
+
+
 @pytest.mark.parametrize("precision, rtol", [("fp64", 1e-12), ("fp32", 2e-5)])
 def test_native_training_agrees_within_rounding(precision, rtol):
     # width 8 and 16 samples: the CPU sums these layers with BLAS, in another order
@@ -220,7 +234,7 @@ def test_kernels_compile_for_hopper():
     out = subprocess.run([sys.executable, str(ROOT / "tests" / "cuda_ptx_check.py")], capture_output=True,
                          text=True, cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
-    assert out.stdout.count(" ok ") == 17
+    assert out.stdout.count(" ok ") == 18
 
 
 # ---------------------------------------------------------------- the study on the GPU
@@ -242,3 +256,14 @@ def test_study_on_cuda_gives_the_cpu_rows_and_keeps_its_device(tmp_path):
     assert '"device": "cuda"' in meta and '"jobs": 1' in meta
     with pytest.raises(StudyError, match="started with --device cuda"):
         run_study(tmp_path / "gpu", s, ["growth"], device="cpu", progress=False, report=False)
+
+
+def test_gpu_check_script_runs_in_the_simulator():
+    # its figures mean nothing here; this keeps its code paths from rotting between
+    # the sessions that have a GPU
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--tiny", "--skip-agreement"],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "counts equal" in out.stdout and "native half" in out.stdout
+    assert "PASS  count" in out.stdout

@@ -1,7 +1,9 @@
 """CUDA twin of the exact piece counter: one GPU thread sweeps one net.
 
 Same public signature as :func:`pieces._count_cpu.count_batch`, same algorithm, same
-float64 operations in the same order (see that module for the sweep). The per-net
+float64 operations in the same order (see that module for the sweep): products go
+through ``mul_rn``, which the GPU never fuses with the sum that follows, so every
+breakpoint is the CPU's to the last bit and the counts are equal. The per-net
 segment buffers live in device memory and are bounded by ``capacity`` segments; a
 net that needs more (at some layer) is flagged on the GPU and counted again by the CPU
 kernel, whose buffers grow, with a :class:`GPUFallbackWarning` that says how many.
@@ -10,20 +12,33 @@ Batches larger than ``config.CUDA_WORKSPACE_BYTES`` of buffers run in chunks.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 from numba import cuda
 
 from . import _count_cpu, config
-from ._count_cpu import _interior_point, _near
-from ._cuda import blocks_for, to_device
+from ._count_cpu import _near
+from ._cuda import blocks_for, mul_rn, to_device
 
 __all__ = ["count_batch", "GPUFallbackWarning"]
 
 
 class GPUFallbackWarning(RuntimeWarning):
     """Some nets of a CUDA batch overflowed the GPU buffers and were counted on the CPU."""
+
+
+@cuda.jit(device=True)
+def _interior_point(lo, hi):
+    """:func:`pieces._count_cpu._interior_point`, with its products kept unfused."""
+    if math.isinf(lo) and math.isinf(hi):
+        return 0.0
+    if math.isinf(lo):
+        return hi - max(1.0, abs(hi))
+    if math.isinf(hi):
+        return lo + max(1.0, abs(lo))
+    return mul_rn(0.5, lo) + mul_rn(0.5, hi)
 
 
 @cuda.jit(device=True)
@@ -61,8 +76,8 @@ def _sweep(wt, bf, sizes, a, b, merge_rtol, xs, A, B, nxs, nA, nB, s, t, cx, bx,
                     continue
                 for j in range(n_out):
                     wij = wt[w_off + i * n_out + j]
-                    s[j] += wij * ai
-                    t[j] += wij * bi
+                    s[j] += mul_rn(wij, ai)
+                    t[j] += mul_rn(wij, bi)
             m = 0
             for j in range(n_out):
                 jb[j] = 0
@@ -86,7 +101,7 @@ def _sweep(wt, bf, sizes, a, b, merge_rtol, xs, A, B, nxs, nA, nB, s, t, cx, bx,
                 jb[cj[q]] = nb
             mid = _interior_point(lo, hi)
             for j in range(n_out):
-                act0[j] = 1 if s[j] * mid + t[j] > 0.0 else 0
+                act0[j] = 1 if mul_rn(s[j], mid) + t[j] > 0.0 else 0
             if n_new + nb + 1 > cap:
                 return -1
             for q in range(nb + 1):
@@ -148,8 +163,8 @@ def _count_kernel(wt, bf, sizes, w_off, b_off, s_off, first, a, b, merge_rtol, s
         sc = 0.0
         for q in range(n_in):
             wq = wt[wl + q]
-            sv += wq * A[k, q]
-            sc += abs(wq * A[k, q])
+            sv += mul_rn(wq, A[k, q])
+            sc += abs(mul_rn(wq, A[k, q]))
         if k == 0:
             p = 1
         else:

@@ -21,7 +21,24 @@ import math
 import numpy as np
 from numba import cuda
 
-__all__ = ["rnd", "device_rounding", "to_device", "blocks_for"]
+from ._device import simulated
+
+__all__ = ["rnd", "mul_rn", "device_rounding", "to_device", "blocks_for"]
+
+if simulated():
+
+    @cuda.jit(device=True)
+    def mul_rn(x, y):
+        """``x * y`` in float64, never fused with a later sum (the simulator does not fuse)."""
+        return x * y
+
+else:
+    from numba.cuda import libdevice
+
+    #: ``x * y`` in float64 as ``mul.rn.f64``, which ptxas never contracts into an FMA:
+    #: where a kernel must do the CPU's arithmetic exactly (the counter), its products
+    #: and sums stay separately rounded, as Numba's CPU code keeps them.
+    mul_rn = libdevice.dmul_rn
 
 
 def device_rounding(rs, dtype):

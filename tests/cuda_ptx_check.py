@@ -4,7 +4,8 @@ The CUDA simulator runs kernels as Python, so it never type-checks them for the 
 target. This script does: it runs the real host wrappers with numpy arrays standing in
 for device arrays, and compiles each kernel launch's Python function with the argument
 types of that launch. Kernels that compute in float32 (fp32, fp16, bf16) must contain
-no float64 arithmetic, or the emulation would round at the wrong precision. It needs
+no float64 arithmetic, or the emulation would round at the wrong precision; the
+counter must contain no fused multiply-add, or its breakpoints would not be the CPU's. It needs
 NVVM and NVRTC (the ``test`` extra installs them) and runs without the simulator::
 
     python tests/cuda_ptx_check.py
@@ -62,8 +63,8 @@ def main():
     class Compiler:
         """Stands in for a kernel: ``k[launch](*args)`` compiles ``k`` for ``args``' types."""
 
-        def __init__(self, kernel, name, f32_only=False):
-            self.kernel, self.name, self.f32_only = kernel, name, f32_only
+        def __init__(self, kernel, name, f32_only=False, no_fma=False):
+            self.kernel, self.name, self.f32_only, self.no_fma = kernel, name, f32_only, no_fma
 
         def __getitem__(self, launch):
             def compile_for(*args):
@@ -76,17 +77,20 @@ def main():
                     print(exc, file=sys.stderr)
                     return
                 f64 = len(_F64_OP.findall(ptx)) if self.f32_only else 0
+                fused = len(re.findall(r"\bfma\.", ptx)) if self.no_fma else 0
                 local = len(re.findall(r"\b(?:ld|st)\.local\b", ptx))
                 what = (f"{len(ptx.splitlines())} PTX lines, {local} local-memory accesses, "
                         f"{time.perf_counter() - t0:.1f} s")
                 if f64:
                     what += f"; {f64} float64 operations in a float32 kernel"
-                results.append((self.name, f64 == 0, what))
+                if fused:
+                    what += f"; {fused} fused multiply-adds where the CPU rounds twice"
+                results.append((self.name, f64 == 0 and fused == 0, what))
 
             return compile_for
 
     nets = [ReLUNet.random([3, 4], seed=0), ReLUNet.random([2], seed=1)]
-    _count_cuda._count_kernel = Compiler(_count_cuda._count_kernel, "count")
+    _count_cuda._count_kernel = Compiler(_count_cuda._count_kernel, "count", no_fma=True)
     _count_cuda.count_batch(*_count_cpu.pack(nets), 0.0, 1.0, 1e-12, 1e-9, 8, 1)
 
     real_kernel = _train_cuda._kernel

@@ -26,6 +26,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .._io import atomic_write
@@ -196,7 +197,7 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
     try:
         if jobs <= 1:
             for t in todo:
-                finish(t, run_task(t, device))
+                finish(t, _run_quietly(t, device))
         else:
             ctx = multiprocessing.get_context("spawn")
             # workers inherit the environment when they start (at the first submits):
@@ -223,6 +224,19 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
 
         write_report(run_dir)
     return {"n_tasks": len(tasks), "n_done": len(tasks) - len(todo), "n_run": len(todo), "wall_s": wall}
+
+
+def _run_quietly(task, device):
+    """``run_task``; on the GPU without a warning per net that the CPU counted instead
+    (a net past the GPU's segment buffers, e.g. a deep construction: the counts are
+    the same, and a study would print one per recording)."""
+    if device != "cuda":
+        return run_task(task, device)
+    from .._count_cuda import GPUFallbackWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GPUFallbackWarning)
+        return run_task(task, device)
 
 
 def _run_pool(pool, todo, finish):

@@ -10,7 +10,11 @@ give the CPU's results bit for bit. Native fp32/fp64 differ in the last bits: th
 sums wide layers with BLAS, and the GPU contracts products and sums into FMAs.
 
 A net's parameters stay in shared memory for the whole launch when they fit in
-``config.CUDA_SHARED_BYTES``; activations and deltas live in device memory.
+``config.CUDA_SHARED_BYTES``; activations and deltas live in device memory. Each thread
+accumulates small register tiles (``config.CUDA_TILE_OUT``, ``config.CUDA_TILE_GRAD``),
+so that a value loaded from memory serves several products; every tile keeps each
+sum's order. All steps of a launch run inside the kernel, with barriers between the
+phases; batches whose workspaces exceed ``config.CUDA_WORKSPACE_BYTES`` run in chunks.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 from numba import cuda, from_dtype
 
 from . import config
-from ._cuda import blocks_for, device_rounding, rnd, to_device
+from ._cuda import device_rounding, rnd, to_device
 from ._train_cpu import _layout as _layout_host
 from ._train_cpu import epoch_permutation_py
 
@@ -415,7 +419,7 @@ def _run_steps(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, nb,
     for first in range(0, n, chunk):
         m = min(chunk, n - first)
         kernel[m, threads, 0, shm](
-            d_thetas, d_ms, d_vs, ws["news"], *consts[:4], *consts[4:], int(opt), int(step0),
+            d_thetas, d_ms, d_vs, ws["news"], *consts, int(opt), int(step0),
             int(n_steps), d_seeds, d_active, rs, nbf, ws["Hs"], ws["Rs"], ws["Gs"], ws["Ds"],
             ws["Es"], ws["Dts"], ws["perms"], ws["xbs"], ws["ybs"], ws["lossw"], ws["bad"],
             d_done, d_losses, d_div, first,

@@ -7,7 +7,8 @@ breakpoint is the CPU's to the last bit and the counts are equal. The per-net
 segment buffers live in device memory and are bounded by ``capacity`` segments; a
 net that needs more (at some layer) is flagged on the GPU and counted again by the CPU
 kernel, whose buffers grow, with a :class:`GPUFallbackWarning` that says how many.
-Batches larger than ``config.CUDA_WORKSPACE_BYTES`` of buffers run in chunks.
+Batches whose buffers exceed the workspace budget (``config.CUDA_WORKSPACE_BYTES``)
+run in chunks.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from numba import cuda
 
 from . import _count_cpu, config
 from ._count_cpu import _near
-from ._cuda import blocks_for, mul_rn, to_device
+from ._cuda import blocks_for, mul_rn, to_device, workspace_budget
 
 __all__ = ["count_batch", "GPUFallbackWarning"]
 
@@ -192,7 +193,7 @@ def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, merge_rtol, slope_rtol
     cap = max(int(capacity), 1)
     wmax = max(int(sizes.max()), 1)
     per_net = 8 * (2 * (cap + 1) + 4 * cap * wmax + 4 * wmax) + 8 * 3 * wmax
-    chunk = max(1, min(n, config.CUDA_WORKSPACE_BYTES // per_net))
+    chunk = max(1, min(n, workspace_budget() // per_net))
     d_args = [to_device(v) for v in (wt, bf, sizes, w_off, b_off, s_off)]
     d_pieces = cuda.device_array(n, np.int64)
     d_regions = cuda.device_array(n, np.int64)

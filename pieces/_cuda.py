@@ -21,9 +21,10 @@ import math
 import numpy as np
 from numba import cuda
 
+from . import config
 from ._device import simulated
 
-__all__ = ["rnd", "mul_rn", "device_rounding", "to_device", "blocks_for"]
+__all__ = ["rnd", "mul_rn", "device_rounding", "to_device", "blocks_for", "workspace_budget"]
 
 if simulated():
 
@@ -87,3 +88,12 @@ def to_device(arr):
 def blocks_for(n, threads):
     """Blocks of ``threads`` that cover ``n`` items (at least one)."""
     return max(1, (n + threads - 1) // threads)
+
+
+def workspace_budget():
+    """Bytes that one launch's workspaces may take: ``config.CUDA_WORKSPACE_BYTES``, or
+    half the device's free memory when that is None (2 GiB where it is unknown)."""
+    if config.CUDA_WORKSPACE_BYTES is not None:
+        return int(config.CUDA_WORKSPACE_BYTES)
+    free = float(cuda.current_context().get_memory_info()[0])
+    return int(free // 2) if math.isfinite(free) else 2 * 1024**3

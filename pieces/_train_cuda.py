@@ -25,7 +25,7 @@ import numpy as np
 from numba import cuda, from_dtype
 
 from . import config
-from ._cuda import device_rounding, rnd, to_device
+from ._cuda import device_rounding, rnd, to_device, workspace_budget
 from ._train_cpu import _layout as _layout_host
 from ._train_cpu import epoch_permutation_py
 
@@ -354,7 +354,7 @@ def _shared_bytes(n_params, dtype):
 
 
 def _chunk(n, per_net_bytes):
-    return max(1, min(n, config.CUDA_WORKSPACE_BYTES // max(per_net_bytes, 1)))
+    return max(1, min(n, workspace_budget() // max(per_net_bytes, 1)))
 
 
 #: The rounding spec of fp16 (see :attr:`pieces.precision.Format.rounding`).

@@ -77,8 +77,9 @@ CUDA_COUNT_CAPACITY = 1024
 #: many bytes (the default per-block limit); larger nets read them from global memory.
 CUDA_SHARED_BYTES = 48 * 1024
 
-#: Device memory that one launch's workspaces may take; bigger batches run in chunks.
-CUDA_WORKSPACE_BYTES = 2 * 1024**3
+#: Device memory that one launch's workspaces may take (bigger batches run in chunks,
+#: one after another); None: half the GPU's free memory at the time of the launch.
+CUDA_WORKSPACE_BYTES = None
 
 #: Register tiles of the CUDA training kernels: in the forward pass and the deltas a
 #: thread accumulates this many outputs for two samples at once; in the gradient it

@@ -155,6 +155,9 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
     dict
         ``n_tasks``, ``n_done`` (before this call), ``n_run`` and ``wall_s``.
     """
+    from .._device import resolve_device
+
+    device = resolve_device(device, "the study")  # "auto" becomes what runs
     tasks = make_tasks(settings, experiments)
     run_dir = Path(out)
     done = _prepare(run_dir)

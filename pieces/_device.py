@@ -20,7 +20,7 @@ import os
 
 from . import config
 
-__all__ = ["cuda_status", "resolve_device", "simulated"]
+__all__ = ["cuda_status", "resolve_device", "simulated", "gpu_description"]
 
 
 def simulated() -> bool:
@@ -62,3 +62,21 @@ def resolve_device(device, what):
     if device == "auto":
         return "cpu"
     raise RuntimeError(f"{what} on device='cuda': {why}; use device 'cpu' (or 'auto' to fall back)")
+
+
+def gpu_description():
+    """The GPU that ``device="cuda"`` runs on, for a run's metadata (call only after
+    :func:`resolve_device` said ``"cuda"``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from numba import cuda
+
+    try:
+        nc = version("numba-cuda")
+    except PackageNotFoundError:  # pragma: no cover
+        nc = "unknown"
+    if simulated():
+        return {"gpu": "CUDA simulator", "numba-cuda": nc}
+    dev = cuda.get_current_device()
+    name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+    return {"gpu": name, "compute_capability": list(dev.compute_capability), "numba-cuda": nc}

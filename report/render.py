@@ -234,6 +234,7 @@ def render_html(data):
                    ("experiments", ", ".join(meta.get("experiments", []))),
                    ("git commit", str(meta.get("git_commit") or "unknown")),
                    ("machine", json.dumps(meta.get("machine", {}))),
+                   ("device", str(meta.get("device", "cpu"))),
                    ("wall time", f"{float(meta.get('wall_s_total', 0.0)):.1f} s"),
                    ("finished", str(meta.get("finished") or "not finished"))],
         n_rows=len(data.results),

@@ -253,7 +253,7 @@ def test_study_on_cuda_gives_the_cpu_rows_and_keeps_its_device(tmp_path):
     # widths below the BLAS threshold: the CPU's order of every sum is the GPU's
     assert gpu == (tmp_path / "cpu" / "results.csv").read_text()
     meta = (tmp_path / "gpu" / "meta.json").read_text()
-    assert '"device": "cuda"' in meta and '"jobs": 1' in meta
+    assert '"device": "cuda"' in meta and '"jobs": 1' in meta and '"gpu": "CUDA simulator"' in meta
     with pytest.raises(StudyError, match="started with --device cuda"):
         run_study(tmp_path / "gpu", s, ["growth"], device="cpu", progress=False, report=False)
 

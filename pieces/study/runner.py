@@ -155,7 +155,7 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
     dict
         ``n_tasks``, ``n_done`` (before this call), ``n_run`` and ``wall_s``.
     """
-    from .._device import resolve_device
+    from .._device import gpu_description, resolve_device
 
     device = resolve_device(device, "the study")  # "auto" becomes what runs
     tasks = make_tasks(settings, experiments)
@@ -180,7 +180,8 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
     meta = {
         "settings": settings, "experiments": list(experiments), "size": size, "jobs": jobs, "device": device,
         "versions": _versions(), "git_commit": _git_commit(),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count()},
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                    **(gpu_description() if device == "cuda" else {})},
         "n_tasks": len(tasks), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write_text(meta_path, json.dumps({**meta, "finished": None, "wall_s_total": previous_wall}, indent=2))

@@ -17,7 +17,9 @@ Sections:
    GD, SGD, Adam) bit-identical; native fp32/fp64 within a stated tolerance;
 3. training throughput in net-steps/s of full-batch GD (the kernel alone), per
    precision, against the CPU kernel on 2 threads (the CI machine), as achieved
-   GFLOP/s (6 flop per weight per sample per step) and % of the fp32 peak;
+   GFLOP/s (6 flop per weight per sample per step) and % of the fp32 peak, and as
+   device-memory traffic (a model: activations and deltas written once, read twice)
+   and % of the bandwidth;
 4. counting throughput in pieces/s against the CPU kernel on 2 threads;
 5. PyTorch batched training of the same nets with ``torch.baddbmm`` (fp32, TF32 off),
    side by side, when torch with CUDA is importable;
@@ -190,11 +192,19 @@ def bench_training(info, sizes, tiny):
             res[(w, L, N, n_nets, precision)] = g
             gflops = g * flop / 1e9
             peak = gflops * 1e9 / info["fp32_peak"] * 100
+            # device-memory traffic model per net-step: activations written once and read
+            # twice (deltas' ReLU masks, gradients), deltas written and read twice
+            # (transposed copy, gradients), in the compute dtype
+            itemsize = parse_precision(precision.split()[0]).compute_dtype.itemsize
+            traffic = itemsize * N * (3 * (L * w + 2) + 3 * (L * w + 1))
+            bw = g * traffic / info["bandwidth"] * 100
             line("PASS" if g >= 100 * c else "MISS",
                  f"train {precision} w={w} L={L} N={N}, {n_nets} nets: GPU vs 2-core CPU",
                  f"{g:,.0f} vs {c:,.1f} net-steps/s = {g / c:,.0f}x", ">= 100x")
             line("INFO", f"  achieved arithmetic ({precision})",
                  f"{gflops:,.0f} GFLOP/s = {peak:.1f}% of fp32 peak")
+            line("INFO", f"  device memory, traffic model ({precision})",
+                 f"{g * traffic / 1e9:,.0f} GB/s = {bw:.1f}% of bandwidth")
     return res
 
 

@@ -69,15 +69,21 @@ class GDStep:
     params = ["fp64", "fp32", "fp16", "bf16", "p11"]
     param_names = ["precision"]
     steps = 10
+    width, depth, samples, n_nets, lr = 16, 8, 256, 1, 1e-3
+
+    def kernels(self):
+        return _train_cpu
 
     def setup(self, precision):
+        self.kern = self.kernels()
         fmt = parse_precision(precision)
         dt = fmt.compute_dtype
-        self.sizes = np.array([1] + [16] * 8 + [1], dtype=np.int64)
-        self.theta = net_to_theta(ReLUNet.random([16] * 8, seed=0)).astype(dt)[None]
-        self.x = np.linspace(0, 1, 256).astype(dt)
+        widths = [self.width] * self.depth
+        self.sizes = np.array([1] + widths + [1], dtype=np.int64)
+        self.thetas = np.stack([net_to_theta(ReLUNet.random(widths, seed=s)) for s in range(self.n_nets)]).astype(dt)
+        self.x = np.linspace(0, 1, self.samples).astype(dt)
         self.y = (self.x * self.x).astype(dt)
-        self.lr = np.full(self.steps, 1e-3, dt)
+        self.lrs = np.full(self.steps, self.lr, dt)
         self.bc = np.ones((self.steps, 2), dt)
         self.hp = np.array([0.9, 0.1, 0.999, 0.001, 1e-3], dt)
         self.rs = fmt.rounding
@@ -85,9 +91,10 @@ class GDStep:
         self.run()
 
     def run(self):
-        th = self.theta.copy()
-        _train_cpu.run_steps_batch(th, th * 0, th * 0, self.sizes, self.x, self.y, self.lr, self.bc, self.hp,
-                                   self.opt, 0, self.steps, 0, np.zeros(1, np.int64), np.ones(1, bool), self.rs)
+        th = self.thetas.copy()
+        self.kern.run_steps_batch(th, th * 0, th * 0, self.sizes, self.x, self.y, self.lrs, self.bc, self.hp,
+                                  self.opt, 0, self.steps, 0, np.arange(self.n_nets), np.ones(self.n_nets, bool),
+                                  self.rs)
 
     def time_gd_steps(self, precision):
         self.run()
@@ -130,38 +137,22 @@ def _require_gpu():
         raise NotImplementedError(f"no GPU: {why or 'the CUDA simulator is on'}")
 
 
-class GpuGDStep:
+class GpuGDStep(GDStep):
     """Ten full-batch GD steps of 1024 nets, width 32, depth 8, 1024 samples, on the GPU."""
 
     params = ["fp32", "fp64", "fp16"]
-    param_names = ["precision"]
-    steps = 10
-    n_nets = 1024
+    width, depth, samples, n_nets, lr = 32, 8, 1024, 1024, 1e-4
 
-    def setup(self, precision):
+    def kernels(self):
         _require_gpu()
         from pieces import _train_cuda
 
-        self.kernels = _train_cuda
-        fmt = parse_precision(precision)
-        dt = fmt.compute_dtype
-        self.sizes = np.array([1] + [32] * 8 + [1], dtype=np.int64)
-        self.thetas = np.stack([net_to_theta(ReLUNet.random([32] * 8, seed=s)) for s in range(self.n_nets)]).astype(dt)
-        self.x = np.linspace(0, 1, 1024).astype(dt)
-        self.y = (self.x * self.x).astype(dt)
-        self.lr = np.full(self.steps, 1e-4, dt)
-        self.bc = np.ones((self.steps, 2), dt)
-        self.hp = np.array([0.9, 0.1, 0.999, 0.001, 1e-3], dt)
-        self.rs = fmt.rounding
-        self.run()
-
-    def run(self):
-        th = self.thetas.copy()
-        self.kernels.run_steps_batch(th, th * 0, th * 0, self.sizes, self.x, self.y, self.lr, self.bc, self.hp, 0, 0,
-                                     self.steps, 0, np.arange(self.n_nets), np.ones(self.n_nets, bool), self.rs)
+        return _train_cuda
 
     def time_gpu_gd_steps(self, precision):
         self.run()
+
+    time_gd_steps = None
 
 
 class GpuCountBatch:

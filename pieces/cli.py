@@ -168,12 +168,10 @@ def _cmd_study(args):
             raise UsageError(f"unknown experiment {e!r}; expected some of {', '.join(EXPERIMENTS)}")
     if args.jobs < 1:
         raise UsageError("--jobs must be >= 1")
-    from ._device import resolve_device
-
-    device = resolve_device(args.device, "pieces study")  # before any output exists
     out = args.out or f"runs/{size}"
+    # run_study resolves the device before it writes anything
     info = run_study(out, settings, experiments, size=size, jobs=args.jobs, progress=not args.no_progress,
-                     device=device)
+                     device=args.device)
     print(f"{info['n_run']} tasks run, {info['n_done']} already done, {info['n_tasks']} in all, "
           f"{info['wall_s']:.1f} s; wrote {out}/results.csv, {out}/meta.json and {out}/report.html")
     return 0

@@ -231,16 +231,29 @@ def training_data(target, config):
     return x, y
 
 
+def _kernels(device, what):
+    """``(device, module)``: the resolved device and its training kernels."""
+    device = resolve_device(device, what)
+    if device == "cuda":
+        from . import _train_cuda
+
+        return device, _train_cuda
+    return device, _train_cpu
+
+
+def _by_architecture(nets):
+    """``{widths: [indices]}`` of ``nets``: the kernels run one architecture at a time."""
+    groups = {}
+    for i, net in enumerate(nets):
+        groups.setdefault(tuple(net.widths), []).append(i)
+    return groups
+
+
 class _Plan:
     """Everything the kernels need that does not depend on the net."""
 
     def __init__(self, target, config):
-        self.device = resolve_device(config.device, "training")
-        if self.device == "cuda":
-            from . import _train_cuda as kernels
-        else:
-            kernels = _train_cpu
-        self.kernels = kernels
+        self.device, self.kernels = _kernels(config.device, "training")
         self.config = config
         fmt = config.format
         self.fmt = fmt
@@ -336,10 +349,7 @@ def train_batch(nets, target, config=None, seeds=None):
         return out
     plan = _Plan(target, config)
     results = [None] * len(nets)
-    groups = {}
-    for i, net in enumerate(nets):
-        groups.setdefault(tuple(net.widths), []).append(i)
-    for widths, idx in groups.items():
+    for widths, idx in _by_architecture(nets).items():
         sizes = np.array([1, *widths, 1], dtype=np.int64)
         for i, res in zip(idx, _train_group([nets[i] for i in idx], sizes, [seeds[i] for i in idx], plan)):
             results[i] = res
@@ -414,21 +424,14 @@ def evaluate_batch(nets, x, precision="fp64", device="cpu"):
     for net in nets:
         _check_net(net)
     fmt = parse_precision(precision)
-    device = resolve_device(device, "evaluation")
-    if device == "cuda":
-        from . import _train_cuda as kernels
-    else:
-        kernels = _train_cpu
+    _, kernels = _kernels(device, "evaluation")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or not np.all(np.isfinite(x)):
         raise ValueError("x must be a 1-D array of finite numbers")
     dt = fmt.compute_dtype
     xr = round_array(x, fmt).astype(dt)
     out = np.empty((len(nets), x.size))
-    groups = {}
-    for i, net in enumerate(nets):
-        groups.setdefault(tuple(net.widths), []).append(i)
-    for widths, idx in groups.items():
+    for widths, idx in _by_architecture(nets).items():
         sizes = np.array([1, *widths, 1], dtype=np.int64)
         thetas = np.stack([round_array(net_to_theta(nets[i]), fmt).astype(dt) for i in idx])
         _, outputs = kernels.evaluate_batch(thetas, sizes, xr, np.zeros_like(xr), fmt.rounding)

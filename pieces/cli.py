@@ -110,6 +110,15 @@ def _widths(text):
     return widths
 
 
+def _lr(text):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
 def _cmd_train(args):
     from .init import initial_net
     from .net import ReLUNet
@@ -131,8 +140,9 @@ def _cmd_train(args):
     history_to_csv(res.history, args.history)
     last = res.history[-1]
     status = "diverged" if res.diverged else "ok"
-    print(f"{status}: {res.steps_done} steps, loss {last['loss']:.6g}, pieces {last['pieces']}, "
-          f"regions {last['regions']}; wrote {args.out} and {args.history}")
+    lam = f", lambda_max {res.lambda_max:.6g}" if res.lambda_max == res.lambda_max else ""
+    print(f"{status}: {res.steps_done} steps at lr {res.lr:.6g}{lam}, loss {last['loss']:.6g}, "
+          f"pieces {last['pieces']}, regions {last['regions']}; wrote {args.out} and {args.history}")
     return 0
 
 
@@ -169,6 +179,14 @@ def _cmd_study(args):
     if args.jobs < 1:
         raise UsageError("--jobs must be >= 1")
     out = args.out or f"runs/{size}"
+    from ._device import resolve_device
+    from .study import make_tasks
+    from .study.cost import estimate, format_estimate
+
+    resolve_device(args.device, "the study")  # a missing GPU is the one line the user sees
+    lines = format_estimate(estimate(make_tasks(settings, experiments), jobs=args.jobs), args.jobs)
+    for line in lines if size == "full" else lines[:1]:
+        print(line, file=sys.stderr)
     # run_study resolves the device before it writes anything
     info = run_study(out, settings, experiments, size=size, jobs=args.jobs, progress=not args.no_progress,
                      device=args.device)
@@ -247,7 +265,7 @@ def build_parser():
     t.add_argument("--perturb", type=float, default=0.0, help="relative noise added to the init")
     t.add_argument("--target", default="square", help="square, sine:k, sawtooth:k, abs, yarotsky:m")
     t.add_argument("--optimizer", default="gd", help="gd, sgd or adam")
-    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--lr", type=_lr, default=0.01, help="a number, or auto (from the loss's curvature)")
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--n-samples", type=int, default=256)
     t.add_argument("--precision", default="fp64", help="fp64, fp32, fp16, bf16 or pK")

@@ -22,6 +22,11 @@ __all__ = [
     "CUDA_TILE_OUT",
     "CUDA_TILE_GRAD",
     "CUDA_NATIVE_HALF",
+    "AUTO_LR_FACTOR",
+    "AUTO_LR_RTOL",
+    "AUTO_LR_MAX_ITER",
+    "AUTO_LR_FALLBACK",
+    "SURVIVAL_FRACTION",
 ]
 
 #: Two zero crossings closer than ``MERGE_RTOL * max(span, |x1|, |x2|)`` are one
@@ -95,3 +100,19 @@ CUDA_TILE_GRAD = (2, 4)
 #: more than 2048 points stay emulated (their size is not an fp16 integer). Off, so
 #: that GPU and CPU results are identical; benchmarks/gpu_check.py measures both.
 CUDA_NATIVE_HALF = False
+
+#: ``lr="auto"`` takes ``AUTO_LR_FACTOR / λ_max`` of the Gauss-Newton curvature at the
+#: start (see :mod:`pieces.curvature`): half of GD's stability limit 2 / λ_max.
+AUTO_LR_FACTOR = 1.0
+
+#: Power iteration for λ_max stops when the Rayleigh quotient moves by less than this
+#: (relative), or after ``AUTO_LR_MAX_ITER`` iterations.
+AUTO_LR_RTOL = 1e-6
+AUTO_LR_MAX_ITER = 500
+
+#: ``lr="auto"`` where the curvature is zero (no training point in a live region).
+AUTO_LR_FALLBACK = 0.01
+
+#: A construction survives training when it keeps at least this fraction of its 2**L
+#: pieces (ARCHITECTURE.md's survival depth).
+SURVIVAL_FRACTION = 0.9

@@ -26,7 +26,7 @@ from .net import ReLUNet
 from .precision import parse_precision, round_array
 from .train import net_to_theta, theta_to_net
 
-__all__ = ["perturbed_step", "backprop_error", "BackpropError", "gradient", "rational_gradient"]
+__all__ = ["perturbed_step", "GDStep", "gd_step", "backprop_error", "BackpropError", "gradient", "rational_gradient"]
 
 
 def _xy(x, y):
@@ -76,8 +76,10 @@ def perturbed_step(net, x, y, lr, eta, seed=0, return_updates=False):
     net : ReLUNet
     x, y : array_like
         Training points and targets.
-    lr : float
-        Learning rate (> 0).
+    lr : float or "auto"
+        Learning rate (> 0), or ``"auto"``: ``config.AUTO_LR_FACTOR / λ_max`` of the
+        loss's Gauss-Newton curvature at ``net`` on ``x`` (:mod:`pieces.curvature`),
+        the step that keeps an unperturbed step from collapsing a construction.
     eta : float
         Relative noise level (>= 0).
     seed : int
@@ -88,26 +90,87 @@ def perturbed_step(net, x, y, lr, eta, seed=0, return_updates=False):
     -------
     ReLUNet, or (ReLUNet, list of numpy.ndarray)
     """
-    if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
     if not (np.isfinite(eta) and eta >= 0):
         raise ValueError(f"eta must be a non-negative number, got {eta!r}")
-    _, g = gradient(net, x, y, "fp64")
-    rng = np.random.default_rng(seed)
-    theta = net_to_theta(net)
-    sizes = _sizes(net)
-    w_off, b_off, _ = _train_cpu.param_layout(sizes)
-    delta = -lr * g
-    updates = []
-    for l in range(len(sizes) - 1):
-        sl = slice(b_off[l], b_off[l] + sizes[l + 1])
-        xi = rng.uniform(-1.0, 1.0, sizes[l + 1])
-        db = delta[sl]
-        db = np.where(db != 0.0, db * (1.0 + eta * xi), 0.0)
-        delta[sl] = db
-        updates.append(db)
-    new = theta_to_net(theta + delta, sizes)
+    step = gd_step(net, x, y, lr)
+    new, updates = step.perturbed(eta, seed)
     return (new, updates) if return_updates else new
+
+
+class GDStep:
+    """One full-batch fp64 GD step of a net, computed once and perturbed many times.
+
+    Attributes
+    ----------
+    net : ReLUNet
+    lr, lambda_max : float
+        The step size (resolved where it was "auto") and the curvature it came from
+        (NaN for a given number).
+    delta : numpy.ndarray
+        ``-lr * gradient`` in the flat training layout.
+    bias_delta : list of numpy.ndarray
+        The unperturbed bias updates Δb per layer (hidden layers, then the output).
+    """
+
+    def __init__(self, net, x, y, lr):
+        from .curvature import resolve_lr
+
+        if not isinstance(lr, str) and not (np.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a positive number or 'auto', got {lr!r}")
+        x, y = _xy(x, y)
+        self.net = net
+        self.lr, self.lambda_max = resolve_lr(lr, net, x)
+        _, g = gradient(net, x, y, "fp64")
+        self.theta = net_to_theta(net)
+        self.sizes = _sizes(net)
+        self.delta = -self.lr * g
+        _, self._b_off, _ = _train_cpu.param_layout(self.sizes)
+        self.bias_delta = [self.delta[self._b_off[l]: self._b_off[l] + self.sizes[l + 1]].copy()
+                           for l in range(len(self.sizes) - 1)]
+
+    def draws(self, eta, n, seed=0, interval=(0.0, 1.0)):
+        """``(pieces, regions, bound)`` arrays over ``n`` noise draws at level ``eta``
+        (draw ``d`` uses the seed ``[seed, d]``): the exact counts of the net after the
+        step and its crossing bound (:func:`pieces.pwl.crossing_bound`)."""
+        from .pwl import draw_measures
+
+        sizes = self.sizes
+        w_off, b_off, _ = _train_cpu.param_layout(sizes)
+        # the training layout holds W transposed, as the counter packs it
+        w_idx = np.concatenate([np.arange(o, o + p * q) for o, p, q in zip(w_off, sizes[:-1], sizes[1:])])
+        b_idx = np.concatenate([np.arange(o, o + q) for o, q in zip(b_off, sizes[1:])])
+        dw = 2.0 * eta * np.abs(np.concatenate(self.bias_delta[:-1]))
+        out = np.empty((3, n))
+        for d in range(n):
+            theta = self.theta + self._perturbed_delta(eta, [seed, d])
+            p, r, bnd, *_ = draw_measures(theta[w_idx], theta[b_idx], sizes, dw, float(interval[0]), float(interval[1]))
+            out[:, d] = p, r, bnd
+        return out[0], out[1], out[2]
+
+    def _perturbed_delta(self, eta, seed):
+        rng = np.random.default_rng(seed)
+        delta = self.delta.copy()
+        for l in range(len(self.sizes) - 1):
+            sl = slice(self._b_off[l], self._b_off[l] + self.sizes[l + 1])
+            xi = rng.uniform(-1.0, 1.0, self.sizes[l + 1])
+            db = delta[sl]
+            delta[sl] = np.where(db != 0.0, db * (1.0 + eta * xi), 0.0)
+        return delta
+
+    def perturbed(self, eta, seed=0):
+        """``(net, bias updates)`` after the step with relative bias noise ``eta``."""
+        if not (np.isfinite(eta) and eta >= 0):
+            raise ValueError(f"eta must be a non-negative number, got {eta!r}")
+        delta = self._perturbed_delta(eta, seed)
+        updates = [delta[self._b_off[l]: self._b_off[l] + self.sizes[l + 1]] for l in range(len(self.sizes) - 1)]
+        return theta_to_net(self.theta + delta, self.sizes), updates
+
+
+def gd_step(net, x, y, lr):
+    """The :class:`GDStep` of ``net`` on (x, y) at ``lr`` (a number or "auto")."""
+    if not isinstance(net, ReLUNet):
+        raise ValueError(f"expected a ReLUNet, got {type(net).__name__}")
+    return GDStep(net, x, y, lr)
 
 
 @dataclass(frozen=True)

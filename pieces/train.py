@@ -57,8 +57,12 @@ class TrainConfig:
     optimizer : {"gd", "sgd", "adam"}
         Full-batch gradient descent (the paper's setting), minibatch SGD, or Adam
         (full batch unless ``batch_size`` is set).
-    lr : float
-        Learning rate (> 0); the schedule starts here.
+    lr : float or "auto"
+        Learning rate (> 0); the schedule starts here. ``"auto"``: per net,
+        ``config.AUTO_LR_FACTOR / λ_max`` of the loss's Gauss-Newton curvature at the
+        start, in float64 (:mod:`pieces.curvature`), so that the step never decides
+        the result; the value used is ``TrainResult.lr`` (and ``lambda_max``). Not
+        for Adam, whose step does not scale with the curvature.
     steps : int
         Number of updates (> 0).
     n_samples : int
@@ -89,7 +93,7 @@ class TrainConfig:
     """
 
     optimizer: str = "gd"
-    lr: float = 0.01
+    lr: float | str = 0.01
     steps: int = 1000
     n_samples: int = 256
     precision: str = "fp64"
@@ -108,8 +112,11 @@ class TrainConfig:
         if self.optimizer not in _train_cpu.OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {', '.join(_train_cpu.OPTIMIZERS)}")
         parse_precision(self.precision)
-        if not _positive_finite(self.lr):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.lr == "auto" and isinstance(self.lr, str):
+            if self.optimizer == "adam":
+                raise ValueError("lr='auto' is for 'gd' and 'sgd'; Adam's step does not scale with the curvature")
+        elif not _positive_finite(self.lr):
+            raise ValueError(f"lr must be a positive number or 'auto', got {self.lr!r}")
         for name in ("steps", "record_every"):
             if not _positive_int(getattr(self, name)):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -153,6 +160,8 @@ class TrainConfig:
 
     def learning_rates(self) -> np.ndarray:
         """The float64 learning rate of every step."""
+        if isinstance(self.lr, str):
+            raise ValueError("lr='auto' is resolved per net by train(); no fixed schedule")
         t = np.arange(self.steps) / max(self.steps - 1, 1)
         lo = self.lr * self.lr_final
         if self.schedule == "constant":
@@ -179,6 +188,15 @@ class TrainResult:
         A step produced a non-finite loss or weight; the run stopped before it.
     steps_done : int
     config : TrainConfig
+        The configuration the net was trained with (``lr`` resolved to a number).
+    lr : float
+        The learning rate at the start (``config.lr``; the resolved value of "auto").
+    lambda_max : float
+        λ_max of the Gauss-Newton curvature at the start where ``lr="auto"``, else NaN.
+    lr_underflow : bool
+        ``lr="auto"`` gave a step that rounds to 0 in the precision (a deep
+        construction in fp16): the net cannot move, and the result is the start rounded
+        to the format, after 0 steps.
     """
 
     net: ReLUNet
@@ -186,6 +204,9 @@ class TrainResult:
     diverged: bool
     steps_done: int
     config: TrainConfig = field(repr=False)
+    lr: float = float("nan")
+    lambda_max: float = float("nan")
+    lr_underflow: bool = False
 
 
 def _positive_int(v):
@@ -339,6 +360,8 @@ def train_batch(nets, target, config=None, seeds=None):
         raise ValueError(f"{len(seeds)} seeds for {len(nets)} nets")
     if any(s < 0 for s in seeds):
         raise ValueError("seeds must be non-negative")
+    if isinstance(config.lr, str):
+        return _train_auto(nets, target, config, seeds)
     if config.sampling == "random" and len(set(seeds)) > 1:
         # the training points depend on the seed: plan per seed
         out = [None] * len(nets)
@@ -354,6 +377,35 @@ def train_batch(nets, target, config=None, seeds=None):
         for i, res in zip(idx, _train_group([nets[i] for i in idx], sizes, [seeds[i] for i in idx], plan)):
             results[i] = res
     return results
+
+
+def _train_auto(nets, target, config, seeds):
+    """``lr="auto"``: resolve the step of every net at its start, then train the nets
+    that share a step together."""
+    from .curvature import auto_lr
+
+    resolved = []
+    for net, s in zip(nets, seeds):
+        x, _ = training_data(target, replace(config, lr=1.0, seed=s))
+        resolved.append(auto_lr(net, x))
+    out = [None] * len(nets)
+    for lr in sorted({lr for lr, _ in resolved}):
+        idx = [i for i, (v, _) in enumerate(resolved) if v == lr]
+        if round_array(np.array([lr]), config.format)[0] == 0:
+            plan = _Plan(target, replace(config, lr=1.0))  # records the start only
+            for i in idx:
+                sizes = np.array([1, *nets[i].widths, 1], dtype=np.int64)
+                theta = plan.theta(nets[i])[None]
+                out[i] = TrainResult(net=theta_to_net(theta[0], sizes),
+                                     history=np.array(plan.record(theta, sizes, 0), dtype=HISTORY_DTYPE),
+                                     diverged=False, steps_done=0, config=replace(config, lr=lr, seed=seeds[i]),
+                                     lr=lr, lambda_max=resolved[i][1], lr_underflow=True)
+            continue
+        res = train_batch([nets[i] for i in idx], target, replace(config, lr=lr), [seeds[i] for i in idx])
+        for i, r in zip(idx, res):
+            r.lambda_max = resolved[i][1]
+            out[i] = r
+    return out
 
 
 def _train_group(nets, sizes, seeds, plan):
@@ -397,6 +449,7 @@ def _train_group(nets, sizes, seeds, plan):
                 diverged=not active[i],
                 steps_done=int(done[i]),
                 config=replace(cfg, seed=seeds[i]),
+                lr=float(cfg.lr),
             )
         )
     return out

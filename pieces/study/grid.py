@@ -15,9 +15,16 @@ SIZES = ("quick", "default", "full")
 
 
 def default_settings(size="default"):
-    """The study's settings for a size; a ``--config`` TOML file overrides any key."""
+    """The study's settings for a size; a ``--config`` TOML file overrides any key.
+
+    Every experiment that tests the paper's mechanism takes its step from the loss's
+    curvature (``lr = "auto"``, :mod:`pieces.curvature`), so that no finding is made by
+    a step size. A start perturbation ``"ulp"`` means 2**-K of the precision (K its
+    significand bits: 2**-53 in fp64).
+    """
     if size not in SIZES:
         raise ValueError(f"unknown study size {size!r}")
+    gd_auto = {"optimizer": "gd", "lr": "auto", "steps": 300, "record_every": 100}
     s = {
         "title": "relu-pieces study",
         "seeds": 10,
@@ -28,36 +35,96 @@ def default_settings(size="default"):
         # diverges at its first step (0/0); 1e-4 is a normal fp16 number
         "train": {"optimizer": "adam", "lr": 0.003, "steps": 2000, "n_samples": 128,
                   "schedule": "cosine", "lr_final": 0.1, "record_every": 250, "adam_eps": 1e-4},
+        # constructions: sawtooth and Yarotsky nets trained on their own targets from the
+        # exact weights (delta 0) and from relative perturbations delta
         "construction_depths": list(range(1, 13)),
-        "construction_perturb": 1e-3,
-        "construction_train": {"optimizer": "gd", "lr": 0.01, "steps": 500, "record_every": 100},
+        "construction_deltas": [0.0, "ulp", 1e-6, 1e-3],
+        "construction_seeds": 10,
+        "construction_train": {**gd_auto, "steps": 200},
+        # Theorem 3.4: one perturbed GD step from He nets at 0, 10% and 100% of a GD run,
+        # and from constructions stepped toward a target not their own
         "perturbation_depths": [2, 4, 6, 8, 10, 12],
+        # depths of the construction starts (default: as perturbation_depths); a depth-L
+        # construction has 2**L regions to enumerate per noise draw
+        "perturbation_construction_depths": None,
         "perturbation_widths": [8],
-        "etas": [0.01, 0.1, 1.0],
-        "perturbation_lr": 0.05,
+        "perturbation_targets": ["square", "sine:2"],
+        "perturbation_train": {**gd_auto, "n_samples": 256},
+        "perturbation_stages": [0.0, 0.1, 1.0],
+        "etas": [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0],
+        "noise_draws": 20,
+        "perturbation_lr": "auto",
+        # assumptions (A) along a GD run, over widths; (B) per layer at init and trained
+        "assumption_widths": [4, 8, 16, 32, 64],
+        "assumption_depths": [6],
+        "assumption_stages": [0.0, 0.1, 0.5, 1.0],
         "backprop_depths": [2, 4, 8, 12, 16],
-        "precisions": ["fp32", "fp16", "bf16", "p8"],
+        "precisions": ["fp64", "fp32", "fp16", "bf16", "p5"],
         "precision_depths": [2, 4, 6, 8, 10, 12],
-        # depths of the sawtooth starts of the precision experiment (default: as
-        # precision_depths); they train on 2**(L+1)+1 points, so the full grid stops at 16
+        # depths of the construction starts of the precision experiment (default: as
+        # precision_depths); they train on 2**(L+1)+1 points
         "precision_construction_depths": None,
-        "precision_seeds": 5,
+        "precision_deltas": [0.0, "ulp"],
+        "precision_seeds": 10,
+        "precision_construction_seeds": 5,
+        "precision_construction_train": {**gd_auto, "steps": 100, "record_every": 50},
+        # He nets of the precision experiment train half as long as those of growth: the
+        # comparison is within the experiment, fp64 included
+        "precision_train": {"optimizer": "adam", "lr": 0.003, "steps": 1000, "n_samples": 128,
+                            "schedule": "cosine", "lr_final": 0.1, "record_every": 250, "adam_eps": 1e-4},
     }
     if size == "quick":
         s.update(seeds=3, depths=[1, 2, 3, 4], widths=[8], targets=["square"],
                  train={**s["train"], "steps": 200, "record_every": 100},
-                 construction_depths=[1, 2, 3, 4], construction_train={**s["construction_train"], "steps": 50, "record_every": 25},
-                 perturbation_depths=[2, 4], etas=[0.1], backprop_depths=[2, 4],
-                 precisions=["fp32", "fp16"], precision_depths=[2, 4], precision_seeds=2)
+                 construction_depths=[1, 2, 3, 4], construction_deltas=[0.0, 1e-3], construction_seeds=3,
+                 construction_train={**s["construction_train"], "steps": 50, "record_every": 25},
+                 perturbation_depths=[2, 4], perturbation_targets=["square"], etas=[0.0, 1e-3, 1.0], noise_draws=5,
+                 perturbation_train={**s["perturbation_train"], "steps": 50, "record_every": 50},
+                 assumption_widths=[4, 8], assumption_depths=[2],
+                 assumption_stages=[0.0, 1.0], backprop_depths=[2, 4],
+                 precisions=["fp64", "fp16"], precision_depths=[2, 4], precision_seeds=2,
+                 precision_train={**s["precision_train"], "steps": 200, "record_every": 100},
+                 precision_construction_train={**s["precision_construction_train"], "steps": 50, "record_every": 25})
     elif size == "full":
         s.update(seeds=30, depths=list(range(1, 25)), widths=[8, 16, 32, 64],
-                 targets=["square", "sine:2", "abs"], construction_depths=list(range(1, 19)),
+                 targets=["square", "sine:2", "abs"], construction_depths=list(range(1, 17)),
+                 construction_seeds=30,
                  perturbation_depths=list(range(2, 25, 2)), perturbation_widths=[8, 16, 32],
+                 perturbation_construction_depths=list(range(2, 17, 2)),
+                 etas=[0.0] + [10.0**k for k in range(-8, 1)], noise_draws=50,
+                 assumption_widths=[4, 8, 16, 32, 64, 128], assumption_depths=[4, 8, 12],
                  backprop_depths=[2, 4, 8, 12, 16, 20, 24],
-                 precisions=["fp32", "fp16", "bf16", "p4", "p8", "p12", "p16", "p20"],
+                 # the pK ladder: survival depth against significand bits K
+                 precisions=["fp64", "fp32", "fp16", "bf16", "p4", "p6", "p8", "p10", "p12", "p14", "p16",
+                             "p18", "p20", "p22", "p24"],
                  precision_depths=list(range(2, 25, 2)), precision_construction_depths=list(range(2, 17, 2)),
-                 precision_seeds=30)
+                 precision_seeds=30, precision_construction_seeds=10)
     return s
+
+
+def _resolve_delta(delta, precision):
+    """A start perturbation: a number, or ``"ulp"`` = 2**-K of ``precision``."""
+    from ..precision import parse_precision
+
+    if isinstance(delta, str):
+        if delta != "ulp":
+            raise ValueError(f"a start perturbation is a number >= 0 or 'ulp', got {delta!r}")
+        return 2.0 ** -parse_precision(precision).bits
+    return float(delta)
+
+
+def _construction_tasks(exp, s, depths, deltas, precision, seeds, train):
+    tasks = []
+    for init in ("sawtooth", "yarotsky_square"):
+        for L in depths:
+            target = f"sawtooth:{2 ** (L - 1)}" if init == "sawtooth" else f"yarotsky:{L}"
+            for d in deltas:
+                delta = _resolve_delta(d, precision)
+                # an exact start and full-batch GD on a grid involve no randomness: one seed
+                tasks.append(dict(experiment=exp, init=init, target=target, width=2 if init == "sawtooth" else 3,
+                                  depth=L, precision=precision, seeds=seeds if delta > 0 else seeds[:1],
+                                  perturb=delta, train=train))
+    return tasks
 
 
 def task_id(task):
@@ -86,24 +153,28 @@ def make_tasks(settings, experiments):
                         tasks.append(dict(experiment=exp, init="he", target=target, width=w, depth=L,
                                           precision="fp64", seeds=seeds, train=s["train"]))
         elif exp == "constructions":
-            for init in ("sawtooth", "yarotsky_square"):
-                for L in s["construction_depths"]:
-                    target = f"sawtooth:{2 ** (L - 1)}" if init == "sawtooth" else f"yarotsky:{L}"
-                    tasks.append(dict(experiment=exp, init=init, target=target, width=2 if init == "sawtooth" else 3,
-                                      depth=L, precision="fp64", seeds=seeds, perturb=s["construction_perturb"],
-                                      train=s["construction_train"]))
+            tasks += _construction_tasks(exp, s, s["construction_depths"], s["construction_deltas"], "fp64",
+                                         list(range(int(s["construction_seeds"]))), s["construction_train"])
         elif exp == "perturbation":
-            for init in ("he", "sawtooth"):
-                widths = s["perturbation_widths"] if init == "he" else [2]
-                for w in widths:
+            for target in s["perturbation_targets"]:
+                for w in s["perturbation_widths"]:
                     for L in s["perturbation_depths"]:
-                        tasks.append(dict(experiment=exp, init=init, target="square", width=w, depth=L,
-                                          precision="fp64", seeds=seeds, etas=s["etas"], lr=s["perturbation_lr"]))
+                        tasks.append(dict(experiment=exp, init="he", target=target, width=w, depth=L,
+                                          precision="fp64", seeds=seeds, etas=s["etas"], draws=s["noise_draws"],
+                                          lr=s["perturbation_lr"], stages=s["perturbation_stages"],
+                                          train=s["perturbation_train"]))
+            for init in ("sawtooth", "yarotsky_square"):
+                for L in s.get("perturbation_construction_depths") or s["perturbation_depths"]:
+                    # an exact construction stepped toward a target that is not its own
+                    tasks.append(dict(experiment=exp, init=init, target="square" if init == "sawtooth" else "sine:2",
+                                      width=2 if init == "sawtooth" else 3, depth=L, precision="fp64", seeds=[0],
+                                      etas=s["etas"], draws=s["noise_draws"], lr=s["perturbation_lr"]))
         elif exp == "assumptions":
-            for w in s["perturbation_widths"]:
-                for L in s["perturbation_depths"]:
+            for w in s["assumption_widths"]:
+                for L in s["assumption_depths"]:
                     tasks.append(dict(experiment=exp, init="he", target="square", width=w, depth=L,
-                                      precision="fp64", seeds=seeds, lr=s["perturbation_lr"]))
+                                      precision="fp64", seeds=seeds, stages=s["assumption_stages"],
+                                      train=s["perturbation_train"]))
         elif exp == "backprop":
             for init in ("he", "sawtooth"):
                 for L in s["backprop_depths"]:
@@ -115,10 +186,9 @@ def make_tasks(settings, experiments):
             for p in s["precisions"]:
                 for L in s["precision_depths"]:
                     tasks.append(dict(experiment=exp, init="he", target=s["targets"][0], width=s["widths"][0],
-                                      depth=L, precision=p, seeds=pseeds, train=s["train"]))
-                    if L not in cdepths:
-                        continue
-                    tasks.append(dict(experiment=exp, init="sawtooth", target=f"sawtooth:{2 ** (L - 1)}", width=2,
-                                      depth=L, precision=p, seeds=pseeds, perturb=s["construction_perturb"],
-                                      train=s["construction_train"]))
+                                      depth=L, precision=p, seeds=pseeds,
+                                      train=s.get("precision_train", s["train"])))
+                cseeds = list(range(int(s.get("precision_construction_seeds", s["precision_seeds"]))))
+                tasks += _construction_tasks(exp, s, cdepths, s["precision_deltas"], p, cseeds,
+                                             s["precision_construction_train"])
     return [_with_id(t) for t in tasks]

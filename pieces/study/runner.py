@@ -5,6 +5,7 @@ Layout of a run directory:
 - ``results.csv``: tidy, one row per measurement (columns ``tasks.COLUMNS``);
 - ``done.txt``: the ids of finished tasks, one a line;
 - ``meta.json``: settings, versions, machine, git commit, wall time;
+- ``timings.csv``: seconds per finished task (the calibration of ``pieces study --plan``);
 - ``report.html``: the report (``pieces report`` re-renders it).
 
 A finished task's rows are appended with one ``write`` and ``fsync``, then its id is
@@ -190,12 +191,18 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
     results_path = run_dir / "results.csv"
     done_path = run_dir / "done.txt"
 
-    def finish(task, rows):
+    timings_path = run_dir / "timings.csv"
+    if not timings_path.exists():
+        _append(timings_path, "task,experiment,seconds\n")
+
+    def finish(task, result):
+        rows, seconds = result
         sid = _short(task["id"])
         for r in rows:
             r["task"] = sid
         _append(results_path, _rows_text(rows))
         _append(done_path, sid + "\n")
+        _append(timings_path, f"{sid},{task['experiment']},{seconds:.4f}\n")
         bar.update(1)
 
     try:
@@ -230,21 +237,28 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
     return {"n_tasks": len(tasks), "n_done": len(tasks) - len(todo), "n_run": len(todo), "wall_s": wall}
 
 
+def _timed_task(task, device="cpu"):
+    """``(rows, seconds)`` of ``run_task``."""
+    t0 = time.perf_counter()
+    rows = run_task(task, device)
+    return rows, time.perf_counter() - t0
+
+
 def _run_quietly(task, device):
-    """``run_task``; on the GPU without a warning per net that the CPU counted instead
+    """``_timed_task``; on the GPU without a warning per net that the CPU counted instead
     (a net past the GPU's segment buffers, e.g. a deep construction: the counts are
     the same, and a study would print one per recording)."""
     if device != "cuda":
-        return run_task(task, device)
+        return _timed_task(task, device)
     from .._count_cuda import GPUFallbackWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GPUFallbackWarning)
-        return run_task(task, device)
+        return _timed_task(task, device)
 
 
 def _run_pool(pool, todo, finish):
-    futures = {pool.submit(run_task, t): t for t in todo}
+    futures = {pool.submit(_timed_task, t): t for t in todo}
     try:
         for fut in cf.as_completed(futures):
             finish(futures[fut], fut.result())

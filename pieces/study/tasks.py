@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import config
 from ..count import count_pieces
 from ..init import initial_net
 from ..net import ReLUNet
-from ..perturb import backprop_error, perturbed_step
+from ..perturb import backprop_error, gd_step
+from ..pwl import max_input_derivative, sup_error_square
 from ..targets import resolve_target
-from ..train import TrainConfig, train_batch
+from ..train import TrainConfig, net_to_theta, train, train_batch, training_data
 
 __all__ = ["COLUMNS", "run_task"]
 
 #: Columns of results.csv, in order.
 COLUMNS = ("task", "experiment", "stage", "init", "target", "width", "depth", "seed", "precision",
-           "optimizer", "eta", "step", "layer", "metric", "value")
+           "optimizer", "delta", "eta", "step", "layer", "metric", "value")
 
 
 def _row(task, seed, stage, metric, value, **extra):
     r = dict(task=task["id"], experiment=task["experiment"], stage=stage, init=task["init"],
              target=task["target"], width=task["width"], depth=task["depth"], seed=seed,
              precision=task.get("precision", "fp64"), optimizer=task.get("train", {}).get("optimizer", ""),
-             eta="", step="", layer="", metric=metric, value=value)
+             delta=task.get("perturb", ""), eta="", step="", layer="", metric=metric, value=value)
     r.update(extra)
     return r
 
@@ -43,9 +45,11 @@ def _start_nets(task):
 
 def _training_rows(task, n_samples=None, device="cpu"):
     cfg = _train_config(task, n_samples, device)
-    results = train_batch(_start_nets(task), task["target"], cfg, seeds=task["seeds"])
+    starts = _start_nets(task)
+    results = train_batch(starts, task["target"], cfg, seeds=task["seeds"])
+    construction = task["init"] != "he"
     rows = []
-    for s, res in zip(task["seeds"], results):
+    for s, start, res in zip(task["seeds"], starts, results):
         h = res.history
         rows += [_row(task, s, "init", "pieces", int(h["pieces"][0])),
                  _row(task, s, "init", "regions", int(h["regions"][0])),
@@ -53,10 +57,26 @@ def _training_rows(task, n_samples=None, device="cpu"):
                  _row(task, s, "trained", "pieces", int(h["pieces"][-1])),
                  _row(task, s, "trained", "regions", int(h["regions"][-1])),
                  _row(task, s, "trained", "loss", float(h["loss"][-1])),
-                 _row(task, s, "trained", "diverged", int(res.diverged))]
+                 _row(task, s, "trained", "diverged", int(res.diverged)),
+                 _row(task, s, "trained", "lr", float(res.lr)),
+                 _row(task, s, "trained", "lambda_max", float(res.lambda_max)),
+                 _row(task, s, "trained", "lr_underflow", int(res.lr_underflow))]
         for step, loss, p, r in h.tolist():
             rows += [_row(task, s, "training", "pieces", p, step=step),
                      _row(task, s, "training", "loss", loss, step=step)]
+        if task["target"] == "square" or task["init"] == "yarotsky_square":
+            rows += [_row(task, s, "init", "sup_error_square", sup_error_square(start)),
+                     _row(task, s, "trained", "sup_error_square", sup_error_square(res.net))]
+        if construction:
+            full = 2 ** task["depth"]
+            frac = int(h["pieces"][-1]) / full
+            moved = float(np.max(np.abs(net_to_theta(res.net) - net_to_theta(start))))
+            rows += [_row(task, s, "trained", "pieces_fraction", frac),
+                     _row(task, s, "trained", "max_parameter_change", moved),
+                     _row(task, s, "trained", "survived", int(frac >= config.SURVIVAL_FRACTION and not res.diverged))]
+            for stage, net in (("init", start), ("trained", res.net)):
+                for layer, v in enumerate(max_input_derivative(net)):
+                    rows.append(_row(task, s, stage, "max_input_derivative", float(v), layer=layer))
     return rows
 
 
@@ -64,35 +84,79 @@ def _construction_samples(task):
     return max(256, 2 ** (task["depth"] + 1) + 1)
 
 
+def _snapshots(net, target, train_cfg, fractions, seed):
+    """``[(fraction, net)]``: the net at these fractions of one GD run (steps at the lr
+    resolved at the start, so that the run's segments are the run)."""
+    cfg = TrainConfig(**train_cfg, seed=seed)
+    if isinstance(cfg.lr, str):
+        from ..curvature import auto_lr
+
+        x, _ = training_data(target, TrainConfig(**{**train_cfg, "lr": 1.0}, seed=seed))
+        cfg = TrainConfig(**{**train_cfg, "lr": auto_lr(net, x)[0]}, seed=seed)
+    out, done, cur = [], 0, net
+    for f in sorted(fractions):
+        k = int(round(f * cfg.steps))
+        if k > done:
+            cur = train(cur, target, TrainConfig(**{**train_cfg, "lr": cfg.lr, "steps": k - done,
+                                                      "record_every": k - done}, seed=seed)).net
+            done = k
+        out.append((f, cur))
+    return out
+
+
+def _stage(f):
+    return f"{round(100 * f):d}%"
+
+
 def _perturbation_rows(task):
+    """Theorem 3.4: E[pieces] after one perturbed GD step against η, with the per-net
+    crossing bound of every draw (pieces.pwl.CrossingBound)."""
     x = np.linspace(0.0, 1.0, 256)
     y = resolve_target(task["target"])(x)
     rows = []
-    for s, net in zip(task["seeds"], _start_nets(task)):
-        before = count_pieces(net, (0.0, 1.0))
-        rows += [_row(task, s, "before", "pieces", before.pieces), _row(task, s, "before", "regions", before.regions)]
-        for eta in task["etas"]:
-            after = count_pieces(perturbed_step(net, x, y, lr=task["lr"], eta=eta, seed=s), (0.0, 1.0))
-            rows += [_row(task, s, "after", "pieces", after.pieces, eta=eta),
-                     _row(task, s, "after", "regions", after.regions, eta=eta)]
+    for s, start in zip(task["seeds"], _start_nets(task)):
+        if task["init"] == "he":
+            nets = [(_stage(f), n) for f, n in _snapshots(start, task["target"], task["train"], task["stages"], s)]
+        else:
+            nets = [("start", start)]
+        for stage, net in nets:
+            before = count_pieces(net, (0.0, 1.0))
+            step = gd_step(net, x, y, task["lr"])
+            rows += [_row(task, s, stage, "pieces_before", before.pieces),
+                     _row(task, s, stage, "regions_before", before.regions),
+                     _row(task, s, stage, "lr", step.lr), _row(task, s, stage, "lambda_max", step.lambda_max)]
+            for eta in task["etas"]:
+                draws = 1 if eta == 0 else int(task["draws"])  # eta = 0 has no noise
+                P, R, B = step.draws(eta, draws, seed=s)
+                P, R, B = (np.asarray(v, float) for v in (P, R, B))
+                se = lambda v: float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0  # noqa: E731
+                for metric, v in (("pieces_mean", P.mean()), ("pieces_se", se(P)), ("regions_mean", R.mean()),
+                                  ("regions_se", se(R)), ("bound_mean", B.mean()), ("excess_mean", (R - B).mean()),
+                                  ("excess_se", se(R - B)), ("draws", draws)):
+                    rows.append(_row(task, s, stage, metric, float(v), eta=eta))
     return rows
 
 
 def _assumption_rows(task):
-    x = np.linspace(0.0, 1.0, 256)
+    """(A) along a GD run: mean 1/|Δb| over the non-zero hidden bias updates and the
+    fraction of zero updates, at each stage; (B) exact max |∂z/∂x| per layer at the
+    start and at the end."""
+    x = np.linspace(0.0, 1.0, int(task["train"].get("n_samples", 256)))
     y = resolve_target(task["target"])(x)
-    h = 1e-7
-    xs = np.linspace(0.0, 1.0, 2001)
     rows = []
-    for s, net in zip(task["seeds"], _start_nets(task)):
-        _, updates = perturbed_step(net, x, y, lr=task["lr"], eta=0.0, seed=s, return_updates=True)
-        hidden = np.concatenate(updates[:-1])
-        nz = np.abs(hidden[hidden != 0])
-        rows += [_row(task, s, "step", "mean_inv_bias_update", float(np.mean(1.0 / nz)) if nz.size else float("inf")),
-                 _row(task, s, "step", "zero_bias_update_fraction", float(np.mean(hidden == 0)))]
-        zp, zm = net.preactivations(xs + h), net.preactivations(xs - h)
-        for layer, (a, b) in enumerate(zip(zp, zm)):
-            rows.append(_row(task, s, "init", "max_input_derivative", float(np.max(np.abs(a - b)) / (2 * h)), layer=layer))
+    for s, start in zip(task["seeds"], _start_nets(task)):
+        snaps = _snapshots(start, task["target"], task["train"], task["stages"], s)
+        for f, net in snaps:
+            step = gd_step(net, x, y, task["train"]["lr"])
+            hidden = np.concatenate(step.bias_delta[:-1])
+            nz = np.abs(hidden[hidden != 0])
+            stage = _stage(f)
+            rows += [_row(task, s, stage, "mean_inv_bias_update", float(np.mean(1.0 / nz)) if nz.size else float("inf")),
+                     _row(task, s, stage, "zero_bias_update_fraction", float(np.mean(hidden == 0))),
+                     _row(task, s, stage, "lr", step.lr)]
+            if f in (min(task["stages"]), max(task["stages"])):
+                for layer, v in enumerate(max_input_derivative(net)):
+                    rows.append(_row(task, s, stage, "max_input_derivative", float(v), layer=layer))
     return rows
 
 

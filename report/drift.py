@@ -124,13 +124,13 @@ def _study_side(run_dir, label):
     metrics = {}
     for r in counts.itertuples(index=False):
         key = f"{r.experiment}/{r.stage}/{r.init}/{r.target}/w{r.width}/L{r.depth}/s{r.seed}/{r.precision}/" \
-              f"eta{r.eta}/step{r.step}/{r.metric}"
+              f"delta{r.delta}/eta{r.eta}/step{r.step}/{r.metric}"
         metrics[key] = float(r.value)
     verdicts, intervals = {}, {}
     for g in growth_table(data):
         if g["fit"] is None:
             continue
-        key = f"{g['experiment']}/{g['init']}/{g['target']}/w{g['width']}/{g['precision']}/{g['stage']}"
+        key = f"{g['experiment']}/{g['init']}/{g['target']}/w{g['width']}/{g['precision']}/delta{g['delta']}/{g['stage']}"
         verdicts[key] = g["fit"].verdict
         intervals[key + "/slope"] = g["fit"].slope_ci
         intervals[key + "/rate"] = g["fit"].rate_ci

@@ -58,7 +58,7 @@ def load_run(run_dir):
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     for col in ("width", "depth", "seed"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
-    for col in ("eta", "step", "layer"):
+    for col in ("delta", "eta", "step", "layer"):
         df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
     values = np.empty(len(df))
     for i, v in enumerate(df["value"]):

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["svg", "growth_plot", "line_plot", "hist_plot"]
+__all__ = ["svg", "growth_plot", "line_plot", "hist_plot", "scatter_plot", "survival_plot"]
 
 plt.rcParams.update({"svg.hashsalt": "relu-pieces", "font.size": 9, "figure.dpi": 96})
 
@@ -71,17 +71,31 @@ def growth_plot(groups, title):
     return svg(fig)
 
 
-def line_plot(series, xlabel, ylabel, title, logy=False, logx=False):
+def line_plot(series, xlabel, ylabel, title, logy=False, logx=False, hline=None, dashed_from=None):
     """``series``: list of ``(label, x, y)`` (y may be 2-D: rows are seeds, plotted
-    faintly, with their median bold)."""
+    faintly, with their median bold). ``hline``: ``(y, label)`` of a dotted reference;
+    series from index ``dashed_from`` on are drawn dashed, in the colours of the first."""
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
     for k, (label, x, y) in enumerate(series):
         y = np.asarray(y, dtype=float)
+        x = np.asarray(x, dtype=float)
+        dashed = dashed_from is not None and k >= dashed_from
+        color = f"C{(k - dashed_from) % 10 if dashed else k % 10}"
         if y.ndim == 2:
-            for row in y:
-                ax.plot(x, row, "-", color=f"C{k}", alpha=0.15, lw=0.7)
-            y = np.nanmedian(y, axis=0)
-        ax.plot(x, y, "-o", color=f"C{k}", ms=3, lw=1.3, label=label)
+            for row in y[:12]:  # a few seeds faintly: enough to see the spread, not megabytes
+                ax.plot(x, row, "-", color=color, alpha=0.15, lw=0.7)
+            with np.errstate(all="ignore"):
+                y = np.nanmedian(y, axis=0)
+        if logy:
+            y = np.where(y > 0, y, np.nan)
+        ax.plot(x, y, "--" if dashed else "-o", color=color, ms=3, lw=1.3, label=label)
+    return _finish(fig, ax, xlabel, ylabel, title, logy, logx, hline, bool(series))
+
+
+def _finish(fig, ax, xlabel, ylabel, title, logy, logx, hline, legend):
+    """Axes, labels, the reference line and the legend; the figure as SVG."""
+    if hline is not None:
+        ax.axhline(hline[0], color="k", ls=":", lw=1, label=hline[1])
     if logy:
         ax.set_yscale("log")
     if logx:
@@ -89,8 +103,53 @@ def line_plot(series, xlabel, ylabel, title, logy=False, logx=False):
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    if series:
-        ax.legend(fontsize=7)
+    if legend:
+        ax.legend(fontsize=6)
+    return svg(fig)
+
+
+def scatter_plot(series, xlabel, ylabel, title, logy=False, hline=None):
+    """``series``: list of ``(label, x, y)`` points, jittered in x."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    for k, (label, x, y) in enumerate(series):
+        x = np.asarray(x, float)
+        y = np.asarray(y, float)
+        jitter = (np.random.default_rng(k).random(x.size) - 0.5) * 0.4
+        ax.plot(x + jitter, y, ".", color=f"C{k % 10}", ms=3, alpha=0.6, label=label)
+    return _finish(fig, ax, xlabel, ylabel, title, logy, False, hline, bool(series))
+
+
+def survival_plot(rows, fits):
+    """Median survival depth L* (with CI; censored as triangles) against significand
+    bits K, per construction and start, with the fitted lines and L = K."""
+    fig, ax = plt.subplots(figsize=(5.4, 3.6))
+    kinds = sorted({(r["init"], r["delta"] > 0) for r in rows})
+    for k, (init, pert) in enumerate(kinds):
+        sel = [r for r in rows if r["init"] == init and (r["delta"] > 0) == pert]
+        K = np.array([r["bits"] for r in sel], float)
+        med = np.array([r["median"] for r in sel])
+        lo = np.array([r["lo"] for r in sel])
+        hi = np.array([r["hi"] for r in sel])
+        cens = np.array([r["median_censored"] for r in sel])
+        off = (k - (len(kinds) - 1) / 2) * 0.25
+        color = f"C{k}"
+        label = f"{init}, δ={'2^-K' if pert else '0'}"
+        ax.errorbar(K[~cens] + off, med[~cens], yerr=[med[~cens] - lo[~cens], hi[~cens] - med[~cens]], fmt="o",
+                    color=color, ms=4, capsize=2, label=label)
+        if cens.any():
+            ax.plot(K[cens] + off, med[cens], "^", color=color, ms=6, label=f"{label} (censored)")
+        for f in fits:
+            if f["init"] == init and (f["delta"] == "ulp") == pert:
+                g = np.linspace(K.min(), K.max(), 50)
+                ax.plot(g, f["a"] + f["b"] * g, "-", color=color, lw=1)
+    allK = np.array([r["bits"] for r in rows], float)
+    g = np.linspace(allK.min(), allK.max(), 50)
+    top = max(r["lmax"] for r in rows)
+    ax.plot(g, np.minimum(g, top + 1), "k:", lw=1, label="L = K")
+    ax.set_xlabel("significand bits K")
+    ax.set_ylabel("survival depth L*")
+    ax.set_title("survival depth against precision")
+    ax.legend(fontsize=6)
     return svg(fig)
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+import pandas as pd
 
+from . import findings as findings_mod
 from . import plots
 from .growth import RULE, fit_growth
 from .load import load_run
@@ -26,20 +28,7 @@ _GROWTH_EXPERIMENTS = ("growth", "constructions", "precision")
 
 
 def _fmt(v, digits=3):
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    v = float(v)
-    if math.isnan(v):
-        return "–"
-    if math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
-        return f"{v:.{digits - 1}e}"
-    return f"{v:.{digits}g}"
+    return findings_mod.fmt(v, digits)
 
 
 def _references(init, width, depths):
@@ -63,7 +52,8 @@ def growth_table(data):
     own = df["init"] != "he"
     df.loc[own, "target"] = df.loc[own, "target"].str.split(":").str[0] + " (own)"
     out = []
-    keys = ["experiment", "init", "target", "width", "precision", "stage"]
+    df["delta"] = df["delta"].fillna(-1.0)  # He nets have no start perturbation
+    keys = ["experiment", "init", "target", "width", "precision", "delta", "stage"]
     for group, sub in df.groupby(keys, sort=True):
         g = dict(zip(keys, group))
         depths = sub["depth"].to_numpy(dtype=float)
@@ -78,14 +68,17 @@ def growth_table(data):
         Lmax = int(depths.max())
         mean_at = float(pieces[depths == Lmax].mean())
         refs = {k: float(v[-1]) for k, v in _references(g["init"], int(g["width"]), [Lmax]).items()}
+        if g["delta"] == -1.0:
+            g["delta"] = float("nan")
+        same_delta = (lambda d: d["delta"].isna()) if math.isnan(g["delta"]) else (lambda d: d["delta"] == g["delta"])
         div = data.select(experiment=g["experiment"], init=g["init"], precision=g["precision"], metric="diverged")
-        div = div[(div["width"] == g["width"]) & div["depth"].isin(set(depths.astype(int)))]
+        div = div[(div["width"] == g["width"]) & div["depth"].isin(set(depths.astype(int))) & same_delta(div)]
         if g["init"] == "he":
             div = div[div["target"] == g["target"]]
         n_div = int(div["value"].sum()) if g["stage"] == "trained" else 0
         loss = data.select(experiment=g["experiment"], init=g["init"], precision=g["precision"], metric="loss",
                            stage=g["stage"])
-        loss = loss[(loss["width"] == g["width"]) & loss["depth"].isin(set(depths.astype(int)))]
+        loss = loss[(loss["width"] == g["width"]) & loss["depth"].isin(set(depths.astype(int))) & same_delta(loss)]
         if g["init"] == "he":
             loss = loss[loss["target"] == g["target"]]
         med_loss = float(loss["value"].median()) if len(loss) else float("nan")
@@ -95,76 +88,147 @@ def growth_table(data):
     return out
 
 
-def _growth_section(data, rows, experiment):
+def _fig(fid, title, svg, caption):
+    return {"id": fid, "title": title, "svg": svg, "caption": caption}
+
+
+def _training_curves(data, experiment, init="he"):
+    tr = data.select(experiment=experiment, stage="training", metric="pieces", init=init)
     figs = []
-    mine = [r for r in rows if r["experiment"] == experiment]
-    keys = sorted({(r["init"], r["target"], int(r["width"]), r["precision"]) for r in mine})
-    for init, target, width, prec in keys:
-        groups = []
-        for r in mine:
-            if (r["init"], r["target"], int(r["width"]), r["precision"]) != (init, target, width, prec):
-                continue
-            L = sorted(set(r["depths"]))
-            refs = _references(init, width, L)
-            ref_name = "2^L (construction)" if init != "he" else "w·L + 1 (random init)"
-            groups.append((r["stage"], r["depths"], r["pieces"], r["fit"], (ref_name, L, refs[ref_name])))
-        title = f"{init}, target {target}, width {width}, {prec}"
-        figs.append({"title": title, "svg": plots.growth_plot(groups, title)})
-    # pieces during training
-    tr = data.select(experiment=experiment, stage="training", metric="pieces").copy()
-    own = tr["init"] != "he"
-    tr.loc[own, "target"] = tr.loc[own, "target"].str.split(":").str[0] + " (own)"
-    for (init, target, width, prec), sub in tr.groupby(["init", "target", "width", "precision"], sort=True):
+    for (target, width, prec), sub in tr.groupby(["target", "width", "precision"], sort=True):
         depths = sorted(sub["depth"].unique())
         pick = depths if len(depths) <= 4 else [depths[0], depths[len(depths) // 3], depths[2 * len(depths) // 3], depths[-1]]
         series = []
         for L in pick:
-            s = sub[sub["depth"] == L]
-            table = s.pivot_table(index="seed", columns="step", values="value")
+            table = sub[sub["depth"] == L].pivot_table(index="seed", columns="step", values="value")
             series.append((f"L={int(L)}", table.columns.to_numpy(), table.to_numpy()))
-        figs.append({"title": f"pieces during training: {init}, {target}, w={width}, {prec}",
-                     "svg": plots.line_plot(series, "step", "pieces", f"during training ({init}, w={width}, {prec})")})
+        figs.append(_fig(f"{experiment}-training-{target}-{width}-{prec}".replace(":", ""),
+                         f"pieces during training: {init}, {target}, w={width}, {prec}",
+                         plots.line_plot(series, "step", "pieces", f"during training ({target}, w={width})"),
+                         "Faint lines are seeds, bold their median. Look for whether deep nets gain pieces "
+                         "during training faster than shallow ones."))
     return figs
 
 
-def _perturbation_section(data):
-    df = data.select(experiment="perturbation", stage="after", metric="pieces")
+def _growth_section(data, rows):
     figs = []
-    for (init, width), sub in df.groupby(["init", "width"], sort=True):
+    mine = [r for r in rows if r["experiment"] == "growth"]
+    keys = sorted({(r["target"], int(r["width"])) for r in mine})
+    for target, width in keys:
+        groups = []
+        for r in mine:
+            if (r["target"], int(r["width"])) != (target, width):
+                continue
+            L = sorted(set(r["depths"]))
+            refs = _references("he", width, L)
+            groups.append((r["stage"], r["depths"], r["pieces"], r["fit"], ("w·L + 1 (random init)", L, refs["w·L + 1 (random init)"])))
+        figs.append(_fig(f"growth-{target}-{width}".replace(":", ""), f"He nets, target {target}, width {width}",
+                         plots.growth_plot(groups, f"{target}, w={width}"),
+                         "Pieces per net (dots) with the fitted linear (solid) and exponential (dashed) means and "
+                         "their 95% bands, on linear and log axes. A straight rise on the left panel is linear "
+                         "growth; a straight rise on the right panel is exponential."))
+    return figs + _training_curves(data, "growth")
+
+
+def _survival_section(data, found):
+    figs = []
+    q = found["questions"].get("survival")
+    surv = q["rows"] if q else []
+    df = data.select(metric="pieces_fraction", stage="trained")
+    for (exp, init), sub in df.groupby(["experiment", "init"], sort=True):
         series = []
-        for eta, s in sub.groupby("eta", sort=True):
+        for (prec, delta), s in sub.groupby(["precision", "delta"], sort=True):
             t = s.pivot_table(index="seed", columns="depth", values="value")
-            series.append((f"η={eta:g}", t.columns.to_numpy(), t.to_numpy()))
-        before = data.select(experiment="perturbation", stage="before", metric="pieces", init=init)
-        before = before[before["width"] == width]
-        if len(before):
-            t = before.pivot_table(index="seed", columns="depth", values="value")
-            series.append(("before the step", t.columns.to_numpy(), t.to_numpy()))
-        figs.append({"title": f"pieces after one perturbed GD step: {init}, w={width}",
-                     "svg": plots.line_plot(series, "depth L", "pieces", f"after a perturbed step ({init}, w={width})",
-                                            logy=True)})
+            label = f"{prec}, δ={findings_mod._delta_label(delta)}" if exp == "precision" else f"δ={findings_mod._delta_label(delta)}"
+            series.append((label, t.columns.to_numpy(), t.to_numpy()))
+        figs.append(_fig(f"survival-{exp}-{init}", f"{init} after training ({exp}): pieces / 2^L",
+                         plots.line_plot(series, "depth L", "pieces / 2^L", f"{init} ({exp})", logy=True,
+                                         hline=(0.9, "survival threshold 0.9")),
+                         "Each line is one start (precision, δ); faint lines are seeds. A construction survives "
+                         "where it stays above the dotted 0.9 line; the depth where a line falls below it is L*."))
+    fits = q["fits"] if q else []
+    ladder = [r for r in surv if r["experiment"] == "precision" and r["bits"] is not None]
+    if ladder:
+        figs.append(_fig("survival-vs-bits", "survival depth L* against significand bits K",
+                         plots.survival_plot(ladder, fits),
+                         "Median L* per precision with its 95% CI (triangles: censored at the grid's deepest "
+                         "depth, so L* is larger). Solid: the fitted L* = a + b·K; dotted: L = K, the depth "
+                         "whose breakpoints 2^-L a K-bit format can still place."))
     return figs
 
 
-def _assumptions_section(data):
+def _perturbation_section(data, found):
+    q = found["questions"].get("perturbation")
+    if not q:
+        return []
+    t = findings_mod.perturbation_table(data)
+    figs = []
+    for init, sub in t.groupby("init", sort=True):
+        series, bounds = [], []
+        for stage, s in sub.groupby("stage", sort=True):
+            s = s[s["eta"] > 0]
+            m = s.groupby("eta")
+            series.append((f"{stage}", m["pieces_mean"].mean().index.to_numpy(), m["pieces_mean"].mean().to_numpy()))
+            bounds.append((f"bound ({stage})", m["bound_mean"].mean().index.to_numpy(), m["bound_mean"].mean().to_numpy()))
+        figs.append(_fig(f"perturbation-eta-{init}", f"E[pieces] after one perturbed step against η: {init}",
+                         plots.line_plot(series + bounds, "η", "mean pieces (over nets and draws)", f"{init}",
+                                         logy=True, logx=True, dashed_from=len(series)),
+                         "Mean pieces after the step (solid) and the per-net crossing bound (dashed), on log–log "
+                         "axes; the η = 0 control is in the table of findings. A slope of −1 is the 1/η law of "
+                         "the theorem's bound; a flat line means the noise level does not matter."))
+        pos = sub[sub["eta"] > 0]
+        series = []
+        for eta, s in pos.groupby("eta", sort=True):
+            series.append((f"η={findings_mod.fmt(eta)}", s["depth"].to_numpy(float), (s["regions_mean"] / s["bound_mean"]).to_numpy()))
+        figs.append(_fig(f"perturbation-ratio-{init}", f"measured regions / crossing bound, per net: {init}",
+                         plots.scatter_plot(series, "depth L", "measured / bound", f"{init}", logy=True,
+                                            hline=(1.0, "bound")),
+                         "One dot per net and η: its mean regions over the noise draws divided by its mean bound. "
+                         "Every dot must lie below 1 (within noise); how far below says how loose the bound is."))
+        he_eta = sub[sub["stage"].isin(sorted(sub["stage"].unique())[-1:])]
+        series = []
+        for eta, s in he_eta.groupby("eta", sort=True):
+            g = s.groupby("depth")["pieces_mean"].mean()
+            series.append((f"η={findings_mod.fmt(eta)}", g.index.to_numpy(float), g.to_numpy()))
+        figs.append(_fig(f"perturbation-depth-{init}", f"E[pieces] after the step against depth: {init}",
+                         plots.line_plot(series, "depth L", "mean pieces", f"{init}", logy=True),
+                         "Mean pieces after the step at each η against depth; linear growth bends on these log "
+                         "axes, exponential growth is a straight line."))
+    return figs
+
+
+def _assumptions_section(data, found):
     figs = []
     df = data.select(experiment="assumptions", metric="mean_inv_bias_update")
     if len(df):
-        series = [(f"L={int(L)}", s["value"].to_numpy()) for L, s in df.groupby("depth", sort=True)]
-        figs.append({"title": "bias-update sizes: mean of 1/|Δb| per network",
-                     "svg": plots.hist_plot(series, "mean 1/|Δb|", "bias-update distribution")})
-    df = data.select(experiment="assumptions", metric="max_input_derivative")
-    if len(df):
         series = []
-        for L, s in df.groupby("depth", sort=True):
+        for stage, s in df.groupby("stage", sort=True):
+            t = s.pivot_table(index="seed", columns="width", values="value")
+            series.append((f"{stage} of training", t.columns.to_numpy(float), t.to_numpy()))
+        figs.append(_fig("assumption-a", "(A) mean 1/|Δb| against width",
+                         plots.line_plot(series, "width N", "mean 1/|Δb|", "(A) bias-update sizes", logy=True, logx=True),
+                         "The paper assumes the mean inverse bias update grows at most polynomially in the width: "
+                         "on these log–log axes, a straight line whose slope is the degree."))
+    mid = data.select(metric="max_input_derivative")
+    if len(mid):
+        series = []
+        for (exp, init, stage), s in mid.groupby(["experiment", "init", "stage"], sort=True):
+            if stage not in ("init", "trained", "0%", "100%"):
+                continue
+            if exp == "constructions":
+                s = s[s["delta"] == s["delta"].max()]
+            s = s[s["depth"] == s["depth"].max()]
             t = s.pivot_table(index="seed", columns="layer", values="value")
-            series.append((f"L={int(L)}", t.columns.to_numpy() + 1, t.to_numpy()))
-        figs.append({"title": "max |∂z/∂x| of the preactivations, by layer",
-                     "svg": plots.line_plot(series, "layer", "max |dz/dx|", "input-derivative bounds", logy=True)})
+            series.append((f"{init} {stage} (L={int(s['depth'].max())})", t.columns.to_numpy(float) + 1, t.to_numpy()))
+        figs.append(_fig("assumption-b", "(B) max |∂z/∂x| per layer",
+                         plots.line_plot(series, "layer", "max |∂z/∂x| on [0, 1]", "(B) input derivatives", logy=True),
+                         "Exact largest slope of each layer's preactivations. (B) bounds it independently of depth; "
+                         "the sawtooth's doubles every layer (a straight line on this log axis), which is where "
+                         "constructions leave the theorem's assumptions."))
     return figs
 
 
-def _backprop_section(data):
+def _backprop_section(data, found):
     df = data.select(experiment="backprop", metric="backprop_error")
     figs = []
     for init, sub in df.groupby("init", sort=True):
@@ -172,10 +236,62 @@ def _backprop_section(data):
         for prec, s in sub.groupby("precision", sort=True):
             t = s.pivot_table(index="seed", columns="depth", values="value")
             series.append((prec, t.columns.to_numpy(), t.to_numpy()))
-        figs.append({"title": f"relative gradient error vs depth: {init}",
-                     "svg": plots.line_plot(series, "depth L", "relative error vs fp64", f"backprop error ({init})",
-                                            logy=True)})
+        figs.append(_fig(f"backprop-{init}", f"relative gradient error vs depth: {init}",
+                         plots.line_plot(series, "depth L", "relative error vs fp64", f"backprop error ({init})", logy=True),
+                         "Relative error of the gradient computed in each precision against fp64. A straight rise "
+                         "means the error grows geometrically with depth."))
     return figs
+
+
+def _approximation_section(data, found):
+    q = found["questions"].get("approximation")
+    if not q:
+        return []
+    series = []
+    rows = pd.DataFrame(q["rows"])
+    for (exp, init, prec), s in rows.groupby(["experiment", "init", "precision"], sort=True):
+        s = s.sort_values("depth")
+        series.append((f"{init} {exp} {prec}: best", s["depth"].to_numpy(float), s["best"].to_numpy()))
+        if init == "he":
+            series.append((f"{init} {exp} {prec}: median", s["depth"].to_numpy(float), s["median"].to_numpy()))
+    L = np.arange(1, int(rows["depth"].max()) + 1)
+    series.append(("Yarotsky 2^(-2L-2)", L.astype(float), 2.0 ** (-2 * L - 2)))
+    return [_fig("approximation", "sup error on [0, 1] against depth (target x²)",
+                 plots.line_plot(series, "depth L", "sup |f − x²|", "approximation error", logy=True),
+                 "Exact sup error of trained nets (best and median over seeds) beside Yarotsky's construction "
+                 "2^(-2L-2). Trained nets that stay flat while the construction's error falls by 4× a layer are "
+                 "the paper's practical point: gradient descent does not find the constructions.")]
+
+
+def _reproduce(meta):
+    settings = meta.get("settings", {})
+    lines = []
+    for k, v in settings.items():
+        lines.append(f"{k} = {_toml(v)}")
+    out = str(meta.get("out", "RUN_DIR"))
+    exps = meta.get("experiments", [])
+    cmd = "pieces study --config settings.toml --out " + out
+    if exps:
+        cmd += " --experiments " + ",".join(exps)
+    if meta.get("device", "cpu") != "cpu":
+        cmd += f" --device {meta.get('device')}"
+    return {"command": cmd, "toml": "\n".join(lines), "commit": str(meta.get("git_commit") or "unknown")}
+
+
+def _toml(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
+    if v is None:
+        return '""'
+    return json.dumps(str(v))
 
 
 def _settings_rows(meta):
@@ -183,18 +299,21 @@ def _settings_rows(meta):
     return [(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in s.items()]
 
 
-def render_html(data):
-    """The report of a loaded run (:class:`report.load.RunData`) as HTML text."""
+def render_html(data, found=None):
+    """The report of a loaded run (:class:`report.load.RunData`) as HTML text;
+    ``found``: its :func:`report.findings.findings` (computed if not given)."""
+    found = findings_mod.findings(data) if found is None else found
     rows = growth_table(data)
     summary = []
     for r in rows:
         f = r["fit"]
         summary.append({
             "experiment": r["experiment"], "init": r["init"], "target": r["target"], "width": int(r["width"]),
-            "precision": r["precision"], "stage": r["stage"], "n_seeds": r["n_seeds"], "depths": r["depth_range"], "diverged": r["diverged"], "median_loss": _fmt(r["median_loss"]),
-            "verdict": f.verdict if f else "error", "error": r["error"],
-            "slope": _fmt(f.slope) if f else "", "slope_ci": f"[{_fmt(f.slope_ci[0])}, {_fmt(f.slope_ci[1])}]" if f else "",
-            "rate": _fmt(f.rate) if f else "", "rate_ci": f"[{_fmt(f.rate_ci[0])}, {_fmt(f.rate_ci[1])}]" if f else "",
+            "precision": r["precision"], "delta": findings_mod._delta_label(r["delta"]), "stage": r["stage"],
+            "n_seeds": r["n_seeds"], "depths": r["depth_range"], "diverged": r["diverged"],
+            "median_loss": _fmt(r["median_loss"]), "verdict": f.verdict if f else "error", "error": r["error"],
+            "slope": findings_mod.fmt_ci(f.slope, *f.slope_ci) if f else "",
+            "rate": findings_mod.fmt_ci(f.rate, *f.rate_ci) if f else "",
             "vuong": f"z={_fmt(f.vuong_z)}, p={_fmt(f.vuong_p)}" if f else "",
             "mean_at_max": _fmt(r["mean_at_max"]),
             "refs": "; ".join(f"{k}: {_fmt(v)}" for k, v in r["refs_at_max"].items()),
@@ -204,20 +323,33 @@ def render_html(data):
         if r["fit"] is None:
             continue
         s = r["fit"].summary_row()
-        fitted.append({"group": f"{r['experiment']} · {r['init']} · {r['target']} · w={int(r['width'])} · {r['precision']} · {r['stage']}",
+        fitted.append({"group": f"{r['experiment']} · {r['init']} · {r['target']} · w={int(r['width'])} · {r['precision']}"
+                                f" · δ={findings_mod._delta_label(r['delta'])} · {r['stage']}",
                        **{k: _fmt(v) for k, v in s.items()}})
     present = set(data.results["experiment"].unique())
     sections = []
-    for exp, title, build in [
-        ("growth", "Growth: pieces vs depth at init and after training", lambda: _growth_section(data, rows, "growth")),
-        ("constructions", "Constructions: do sawtooth and Yarotsky nets keep 2^L pieces?", lambda: _growth_section(data, rows, "constructions")),
-        ("perturbation", "Perturbation: pieces after one perturbed GD step", lambda: _perturbation_section(data)),
-        ("assumptions", "Assumptions: bias updates and input-derivative bounds", lambda: _assumptions_section(data)),
-        ("backprop", "Backprop: gradient error vs depth and precision", lambda: _backprop_section(data)),
-        ("precision", "Precision: growth and constructions in lower precision", lambda: _growth_section(data, rows, "precision")),
+    for exps, sid, title, build in [
+        (("growth",), "growth", "Growth: pieces vs depth at init and after training", lambda: _growth_section(data, rows)),
+        (("constructions", "precision"), "survival", "Constructions under training: survival depth per precision",
+         lambda: _survival_section(data, found)),
+        (("perturbation",), "perturbation", "Theorem 3.4: one perturbed GD step", lambda: _perturbation_section(data, found)),
+        (("assumptions", "constructions"), "assumptions", "Assumptions (A) and (B) along training",
+         lambda: _assumptions_section(data, found)),
+        (("backprop",), "backprop", "Backprop: gradient error vs depth and precision", lambda: _backprop_section(data, found)),
+        (("growth", "constructions"), "approximation", "Approximation error against depth",
+         lambda: _approximation_section(data, found)),
     ]:
-        if exp in present:
-            sections.append({"id": exp, "title": title, "figures": build()})
+        if present & set(exps):
+            figs = build()
+            if figs:
+                sections.append({"id": sid, "title": title, "figures": figs})
+    section_ids = {s["id"] for s in sections}
+    questions = []
+    for key, q in found["questions"].items():
+        questions.append({"title": q["title"], "text": q["text"], "test": q["test"],
+                          "plot": q["plot"] if q["plot"] in section_ids else None})
+    survival = [{**r, "lstar_text": findings_mod.lstar_text(r)} for r in
+                (found["questions"].get("survival", {}) or {}).get("rows", [])]
     meta = data.meta
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("report", "templates"),
@@ -228,7 +360,8 @@ def render_html(data):
     template = env.get_template("report.html")
     return template.render(
         title=str(meta.get("settings", {}).get("title", "relu-pieces study")),
-        rule=RULE, summary=summary, sections=sections, fitted=fitted,
+        rule=RULE, summary=summary, sections=sections, fitted=fitted, questions=questions,
+        disagree=found["disagree"], survival=survival, reproduce=_reproduce(meta),
         settings=_settings_rows(meta), versions=sorted((meta.get("versions") or {}).items()),
         meta_rows=[("run directory", str(data.path)), ("size", str(meta.get("size", ""))),
                    ("experiments", ", ".join(meta.get("experiments", []))),
@@ -247,6 +380,8 @@ def write_report(run_dir, out=None):
     from pieces._io import atomic_write
 
     data = load_run(run_dir)
+    found = findings_mod.findings(data)
     out = Path(out) if out is not None else Path(run_dir) / "report.html"
-    atomic_write(out, render_html(data))
+    atomic_write(out, render_html(data, found))
+    findings_mod.write_findings(found, Path(run_dir) / "findings.json")
     return out

@@ -113,3 +113,44 @@ def test_report_in_headless_chromium(hostile_run, tmp_path):
 def test_report_rerender_to_another_file(hostile_run, tmp_path):
     out = write_report(hostile_run, tmp_path / "r.html")
     assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_report_layout_nothing_overflows_at_1280(hostile_run, tmp_path):
+    """The report in an iframe of 1280 px: a wrapper page writes the report's
+    scrollWidth into its DOM; nothing may stick out to the right."""
+    chromium = _chromium()
+    report = (hostile_run / "report.html").resolve()
+    wrapper = tmp_path / "wrap.html"
+    wrapper.write_text(
+        "<!DOCTYPE html><html><body style='margin:0'>"
+        f"<iframe id='f' src='{report.as_uri()}' style='width:1280px;height:800px;border:0'></iframe>"
+        "<pre id='out'>pending</pre><script>"
+        "document.getElementById('f').onload = function () {"
+        " var d = this.contentDocument.documentElement;"
+        " var wide = Array.from(this.contentDocument.querySelectorAll('table, figure, pre, p'))"
+        "   .filter(function (e) { return e.getBoundingClientRect().right > d.clientWidth + 1; }).length;"
+        " document.getElementById('out').textContent = 'scrollWidth=' + d.scrollWidth + ' clientWidth=' + d.clientWidth"
+        "   + ' wide=' + wide; };"
+        "</script></body></html>")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--allow-file-access-from-files", "--window-size=1300,900", "--virtual-time-budget=10000",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", wrapper.as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    import re
+
+    m = re.search(r"scrollWidth=(\d+) clientWidth=(\d+) wide=(\d+)", dom.stdout)
+    assert m, dom.stdout[-2000:] + dom.stderr[-2000:]
+    scroll, client, wide = map(int, m.groups())
+    assert scroll <= client and wide == 0, m.group(0)
+
+
+def test_report_layout_check_can_fail(tmp_path):
+    """The same check on a page with a 3000-px table reports the overflow."""
+    page = tmp_path / "run"
+    page.mkdir()
+    (page / "report.html").write_text("<!DOCTYPE html><html><body><table><tr><td style='min-width:3000px'>x"
+                                      "</td></tr></table></body></html>")
+
+    with pytest.raises(AssertionError):
+        test_report_layout_nothing_overflows_at_1280(page, tmp_path)

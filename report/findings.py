@@ -1,0 +1,560 @@
+"""What a run found, computed from its data: one paragraph per question of the study,
+and the list of places where the data disagree with the theory.
+
+Every number in a sentence is computed here from the run's rows; a sentence is written
+only where the data carry its claim (a verdict of the fit, a CI that excludes a value,
+a test at the 5% level). ``findings(data)`` returns a JSON-able dict that
+``report.render`` prints first and ``write_findings`` stores as ``findings.json``.
+
+Statistics used (all with statsmodels / scipy):
+
+- growth in depth: :func:`report.growth.fit_growth` (GLM linear vs exponential, Vuong);
+- survival depth L*: per seed, the largest grid depth L such that every grid depth up
+  to L survived (>= 90% of 2**L pieces); right-censored ("> Lmax") where all survived.
+  Its median over seeds has a distribution-free 95% CI from binomial order statistics;
+- slopes in log-log (E[pieces] vs η, 1/|Δb| vs width), in log2 (max |∂z/∂x| vs layer,
+  gradient error vs depth) and L* vs K: OLS with cluster-robust (by net) 95% CIs;
+- the crossing bound: a net's mean regions over its noise draws exceeds its mean bound
+  "by more than 4 standard errors" when ``excess_mean > 4 * excess_se``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+
+from .growth import fit_growth
+
+__all__ = ["findings", "write_findings", "survival_table", "fmt", "fmt_ci", "log_slope"]
+
+
+def fmt(v, digits=3):
+    """One number format for the report's prose and tables."""
+    if v is None:
+        return "–"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    v = float(v)
+    if math.isnan(v):
+        return "–"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if v == int(v) and abs(v) < 1e5:
+        return str(int(v))
+    if abs(v) < 1e-3 or abs(v) >= 1e5:
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{digits}g}"
+
+
+def fmt_ci(v, lo, hi):
+    """``"x [lo, hi]"``."""
+    return f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def _precision_bits(p):
+    p = str(p)
+    named = {"fp64": 53, "fp32": 24, "fp16": 11, "bf16": 8}
+    if p in named:
+        return named[p]
+    m = re.fullmatch(r"p(\d+)", p)
+    return int(m.group(1)) if m else None
+
+
+def _delta_label(d, precision=None):
+    if d is None or (isinstance(d, float) and math.isnan(d)):
+        return "–"
+    d = float(d)
+    if d == 0:
+        return "0 (exact start)"
+    k = math.log2(d)
+    if k == int(k):
+        return f"2^{int(k)}"
+    return fmt(d)
+
+
+def log_slope(x, y, groups=None, base=None):
+    """OLS slope of log(y) on log(x) (``base=None``) or of log2(y) on x (``base=2``),
+    with a 95% CI, cluster-robust by ``groups`` where given. Returns (b, lo, hi, n)."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y) & (y > 0) & ((x > 0) if base is None else True)
+    if ok.sum() < 3 or len(np.unique(x[ok])) < 2:
+        return float("nan"), float("nan"), float("nan"), int(ok.sum())
+    X = sm.add_constant(np.log(x[ok]) if base is None else x[ok])
+    Y = np.log(y[ok]) if base is None else np.log2(y[ok])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if groups is not None and len(np.unique(np.asarray(groups)[ok])) > 2:
+            res = sm.OLS(Y, X).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(np.asarray(groups)[ok])[0]})
+        else:
+            res = sm.OLS(Y, X).fit()
+    lo, hi = res.conf_int()[1]
+    return float(res.params[1]), float(lo), float(hi), int(ok.sum())
+
+
+def _curvature_p(x, y):
+    """p-value of a quadratic term in a log–log fit (is log y linear in log x?)."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if ok.sum() < 5 or len(np.unique(x[ok])) < 3:
+        return float("nan")
+    lx = np.log(x[ok])
+    X = sm.add_constant(np.column_stack([lx, lx**2]))
+    return float(sm.OLS(np.log(y[ok]), X).fit().pvalues[2])
+
+
+def _mean_ci(v):
+    v = np.asarray(v, float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    if v.size == 1 or np.all(v == v[0]):
+        return float(v.mean()), float(v.mean()), float(v.mean()), int(v.size)
+    m = float(v.mean())
+    h = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return m, m - h, m + h, int(v.size)
+
+
+# -- survival depth -----------------------------------------------------------------------
+
+
+def survival_table(data):
+    """One row per (experiment, init, precision, delta): L* per seed, its median and
+    95% CI (order statistics), censoring, and the grid's depths."""
+    df = data.select(metric="survived")
+    if not len(df):
+        return []
+    und = data.select(metric="lr_underflow")
+    rows = []
+    for (exp, init, prec, delta), sub in df.groupby(["experiment", "init", "precision", "delta"], sort=True):
+        depths = sorted(int(d) for d in sub["depth"].unique())
+        lmax = depths[-1]
+        per_seed = []
+        for seed, s in sub.groupby("seed"):
+            surv = dict(zip(s["depth"].astype(int), s["value"] > 0))
+            Ls = 0
+            for L in depths:
+                if not surv.get(L, False):
+                    break
+                Ls = L
+            per_seed.append((int(seed), Ls, Ls == lmax))
+        lstar = np.array([p[1] for p in per_seed], float)
+        censored = np.array([p[2] for p in per_seed])
+        n = lstar.size
+        med = float(np.median(lstar))
+        srt = np.sort(lstar)
+        # distribution-free CI of the median: order statistics (binomial, >= 95%)
+        if n >= 6:
+            lo_k = int(stats.binom.ppf(0.025, n, 0.5))
+            hi_k = n - lo_k - 1
+            lo_k = max(lo_k - 1, 0)
+            lo, hi = float(srt[lo_k]), float(srt[min(hi_k + 1, n - 1)])
+        else:
+            lo, hi = float(srt[0]), float(srt[-1])
+        u = und[(und["experiment"] == exp) & (und["init"] == init) & (und["precision"] == prec)]
+        u = u[np.isclose(u["delta"].astype(float), float(delta))]
+        rows.append({
+            "experiment": exp, "init": init, "precision": prec, "bits": _precision_bits(prec),
+            "delta": float(delta), "delta_label": _delta_label(delta), "n": n, "depths": depths,
+            "lstar": lstar.tolist(), "censored": censored.tolist(), "median": med, "lo": lo, "hi": hi,
+            "median_censored": bool(med >= lmax and censored[lstar >= med].any()),
+            "hi_censored": bool(hi >= lmax), "lmax": lmax,
+            "underflow_depths": sorted(int(d) for d in u[u["value"] > 0]["depth"].unique()),
+        })
+    return rows
+
+
+def lstar_text(r):
+    """"L* = 7 [6, 8]", with "> Lmax" where censored."""
+    med = f"> {r['lmax']}" if r["median_censored"] else fmt(r["median"])
+    hi = f"> {r['lmax']}" if r["hi_censored"] else fmt(r["hi"])
+    return f"{med} [{fmt(r['lo'])}, {hi}]"
+
+
+def _lstar_vs_bits(surv, init, delta_kind):
+    """OLS of per-seed L* on K over the precisions of the precision experiment (delta
+    'ulp': 2**-K, or 0); censored L* enter at the grid's deepest depth (a lower bound)."""
+    xs, ys, cens = [], [], 0
+    for r in surv:
+        if r["experiment"] != "precision" or r["init"] != init or r["bits"] is None:
+            continue
+        is_ulp = r["delta"] > 0 and math.isclose(r["delta"], 2.0 ** -r["bits"])
+        if (delta_kind == "ulp") != is_ulp:
+            continue
+        xs += [r["bits"]] * r["n"]
+        ys += r["lstar"]
+        cens += int(sum(r["censored"]))
+    if len(set(xs)) < 3:
+        return None
+    X = sm.add_constant(np.asarray(xs, float))
+    res = sm.OLS(np.asarray(ys, float), X).fit()
+    lo, hi = res.conf_int()[1]
+    return {"init": init, "delta": delta_kind, "a": float(res.params[0]), "b": float(res.params[1]),
+            "b_lo": float(lo), "b_hi": float(hi), "n": len(xs), "n_precisions": len(set(xs)), "censored": cens,
+            "resid": dict(zip(map(int, xs), (np.asarray(ys) - res.fittedvalues).tolist()))}
+
+
+# -- the paragraphs ---------------------------------------------------------------------------
+
+
+def _gname(g):
+    return f"{g['experiment']} {g['precision']} {g['stage']}, {g['target']}, w={g['width']}"
+
+
+def _growth_findings(data, out, disagree):
+    df = data.select(metric="pieces", init="he")
+    df = df[df["stage"].isin(["init", "trained"]) & df["experiment"].isin(["growth", "precision"])]
+    df = df[(df["experiment"] == "growth") | (df["stage"] == "trained")]
+    if not len(df):
+        return
+    sents, groups = [], []
+    for (exp, prec, stage, target, width), sub in df.groupby(["experiment", "precision", "stage", "target", "width"],
+                                                             sort=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                fit = fit_growth(sub["depth"].to_numpy(float), sub["value"].to_numpy(float))
+            except ValueError:
+                continue
+        g = {"experiment": exp, "precision": prec, "stage": stage, "target": target, "width": int(width),
+             "n": fit.n, "verdict": fit.verdict,
+             "slope": fit.slope, "slope_lo": fit.slope_ci[0], "slope_hi": fit.slope_ci[1], "rate": fit.rate,
+             "rate_lo": fit.rate_ci[0], "rate_hi": fit.rate_ci[1], "vuong_p": fit.vuong_p}
+        groups.append(g)
+        if fit.verdict == "exponential" and stage == "trained":
+            disagree.append(f"Trained He nets ({exp}, {prec}, target {target}, width {int(width)}) grow exponentially "
+                            "in depth: "
+                            f"rate r = {fmt_ci(fit.rate, *fit.rate_ci)}, Vuong p = {fmt(fit.vuong_p)}, n = {fit.n}.")
+        if fit.verdict == "inconclusive" and fit.n >= 60:
+            disagree.append(f"Growth of He nets ({exp}, {prec}, {stage}, target {target}, width {int(width)}) is "
+                            "inconclusive "
+                            f"with n = {fit.n} nets (Vuong p = {fmt(fit.vuong_p)}): the study had the sample "
+                            "size for a verdict, the data did not decide.")
+    lin = [g for g in groups if g["verdict"] == "linear"]
+    if lin:
+        lo_g = min(lin, key=lambda g: g["slope"])
+        hi_g = max(lin, key=lambda g: g["slope"])
+        sents.append(f"{len(lin)} of {len(groups)} He groups (growth: init and trained, per target and width; "
+                     f"precision: trained, per format) grow linearly in depth, with slopes from "
+                     f"b = {fmt_ci(lo_g['slope'], lo_g['slope_lo'], lo_g['slope_hi'])} ({_gname(lo_g)}) to "
+                     f"b = {fmt_ci(hi_g['slope'], hi_g['slope_lo'], hi_g['slope_hi'])} ({_gname(hi_g)}) pieces per "
+                     f"layer (n = {min(g['n'] for g in lin)}–{max(g['n'] for g in lin)} nets each).")
+    for verdict in ("exponential", "inconclusive"):
+        gs = [g for g in groups if g["verdict"] == verdict]
+        if gs:
+            sents.append(f"{len(gs)} {'is' if len(gs) == 1 else 'are'} {verdict}: " + "; ".join(
+                f"{_gname(g)}, " + (f"r = {fmt_ci(g['rate'], g['rate_lo'], g['rate_hi'])}" if verdict == "exponential"
+                                    else f"Vuong p = {fmt(g['vuong_p'])}") + f", n = {g['n']}" for g in gs) + ".")
+    if not [g for g in groups if g["verdict"] == "exponential"]:
+        sents.append("No He group grows exponentially.")
+    out["growth"] = {"title": "Growth at init and after training", "plot": "growth",
+                     "test": "GLM linear vs exponential in depth, Vuong's test at 5%, profile-likelihood CIs",
+                     "text": " ".join(sents), "groups": groups}
+
+
+def _survival_findings(data, out, disagree):
+    surv = survival_table(data)
+    if not surv:
+        return
+    sents = []
+    ctrl = [r for r in surv if r["experiment"] == "constructions" and r["delta"] == 0]
+    for r in ctrl:
+        sel = dict(experiment="constructions", init=r["init"], stage="trained")
+        pieces = data.select(metric="pieces", **sel)
+        pieces = pieces[pieces["delta"] == 0]
+        exact = bool(len(pieces)) and bool((pieces["value"] == 2.0 ** pieces["depth"].astype(float)).all())
+        moved = data.select(metric="max_parameter_change", **sel)
+        moved = float(moved[moved["delta"] == 0]["value"].max()) if len(moved) else float("nan")
+        loss = data.select(metric="loss", **sel)
+        max_loss = float(loss[loss["delta"] == 0]["value"].max()) if len(loss) else float("nan")
+        sents.append(f"Control: the exact {r['init']} trained in fp64 on its own target "
+                     + (f"keeps exactly 2^L pieces at every depth up to {r['lmax']}" if exact
+                        else "does not keep exactly 2^L pieces at every depth")
+                     + f"; its largest parameter change is {fmt(moved)} and its largest fp64 loss {fmt(max_loss)} "
+                       "(the rounding of evaluating the net and its target).")
+        if not exact or not max_loss <= 1e-30:
+            disagree.append(f"The exact {r['init']} construction did not stay exact under fp64 training "
+                            f"(L* = {lstar_text(r)}, largest loss {fmt(max_loss)}): the control failed.")
+    rest = [r for r in surv if not (r["experiment"] == "constructions" and r["delta"] == 0)]
+    fail = [r for r in rest if not r["median_censored"]]
+    whole = [r for r in rest if r["median_censored"]]
+    if fail:
+        sents.append("Starts whose median survival depth lies inside the grid: " + "; ".join(
+            f"{r['init']} in {r['precision']} from δ = {r['delta_label']} ({r['experiment']}): L* = {lstar_text(r)}, "
+            f"n = {r['n']}" for r in fail) + ".")
+    if whole:
+        lmax = max(r["lmax"] for r in whole)
+        sents.append(f"The other {len(whole)} of {len(rest)} (construction, precision, δ) starts keep ≥ 90% of their "
+                     f"pieces at every depth of the grid in at least half of their seeds (L* > {lmax}, censored; "
+                     "see the table).")
+    under = [r for r in rest if r["underflow_depths"]]
+    for r in under:
+        sents.append(f"In {r['precision']} the stable step of {r['init']} (δ = {r['delta_label']}) underflows to 0 at "
+                     f"depths {', '.join(map(str, r['underflow_depths']))}: the net cannot move there, and its count "
+                     "is that of the start rounded to the format.")
+    # did training move the perturbed starts? (a survival by standing still is no survival)
+    lo = data.select(metric="loss")
+    lo = lo[lo["experiment"].isin(["constructions", "precision"]) & (lo["init"] != "he") & (lo["delta"] > 0)]
+    if len(lo):
+        w = lo.pivot_table(index=["experiment", "init", "precision", "delta", "depth", "seed"], columns="stage",
+                           values="value")
+        if {"init", "trained"} <= set(w.columns):
+            ratio = (w["trained"] / w["init"]).replace([np.inf, -np.inf], np.nan).dropna()
+            if len(ratio):
+                sents.append(f"Training moved the perturbed starts: final loss / initial loss has median "
+                             f"{fmt(float(ratio.median()))} (quartiles {fmt(float(ratio.quantile(0.25)))}–"
+                             f"{fmt(float(ratio.quantile(0.75)))}, {len(ratio)} nets).")
+    fits = [f for f in (_lstar_vs_bits(surv, init, kind) for init in ("sawtooth", "yarotsky_square")
+                        for kind in ("ulp", "zero")) if f]
+    unfit = [f for f in fits if f["censored"] > f["n"] / 2]
+    fits = [f for f in fits if f["censored"] <= f["n"] / 2]
+    for f in unfit:
+        sents.append(f"{f['init']} (δ = {'2^-K' if f['delta'] == 'ulp' else '0'}): L* against K cannot be fitted: "
+                     f"{f['censored']} of its {f['n']} (seed, precision) runs survive every depth of the grid.")
+    for f in fits:
+        sents.append(f"{f['init']} (δ = {'2^-K' if f['delta'] == 'ulp' else '0'}): L* = a + b·K with "
+                     f"b = {fmt_ci(f['b'], f['b_lo'], f['b_hi'])} layers per significand bit "
+                     f"(OLS, n = {f['n']} over {f['n_precisions']} precisions, {f['censored']} censored at the grid's end).")
+        for K, res in f["resid"].items():
+            if abs(res) > 3:
+                disagree.append(f"{f['init']}: at K = {K} the survival depth departs from the fitted K line by "
+                                f"{fmt(res)} layers.")
+                break
+    out["survival"] = {"title": "Constructions under training: survival depth", "plot": "survival",
+                       "test": "L* per seed; median with order-statistic 95% CI; right-censored at the deepest depth; "
+                               "L* vs K by OLS",
+                       "text": " ".join(sents), "rows": surv, "fits": fits}
+
+
+def perturbation_table(data):
+    """Per net (init, stage, depth, width, seed, eta): the perturbation rows, wide."""
+    df = data.select(experiment="perturbation")
+    if not len(df):
+        return pd.DataFrame()
+    keys = ["init", "target", "stage", "width", "depth", "seed"]
+    after = df[df["eta"].notna()].pivot_table(index=keys + ["eta"], columns="metric", values="value").reset_index()
+    before = df[df["metric"].isin(["pieces_before", "regions_before", "lr"])].pivot_table(
+        index=keys, columns="metric", values="value").reset_index()
+    return after.merge(before, on=keys, how="left")
+
+
+def _perturbation_findings(data, out, disagree):
+    t = perturbation_table(data)
+    if not len(t):
+        return
+    sents, laws, per_eta = [], [], []
+    t["net"] = t["init"] + "|" + t["target"] + "|" + t["stage"] + "|" + t["depth"].astype(str) + "|" + t["seed"].astype(str)
+    # the control: eta = 0
+    z = t[t["eta"] == 0]
+    cons = z[z["init"] != "he"]
+    if len(cons):
+        kept = float((cons["pieces_mean"] / cons["pieces_before"]).min())
+        sents.append(f"Control (η = 0): the unperturbed step at lr = auto keeps at least {fmt(100 * kept)}% of a "
+                     f"construction's pieces at every depth ({len(cons)} nets).")
+        if kept < 0.99:
+            disagree.append(f"The unperturbed step (η = 0) keeps only {fmt(100 * kept)}% of a construction's pieces: "
+                            "the step, not the noise, moves the count.")
+    he = z[z["init"] == "he"]
+    if len(he):
+        ch = (he["pieces_mean"] - he["pieces_before"]).abs()
+        sents.append(f"For He nets the unperturbed step changes the piece count of {int((ch > 0).sum())} of "
+                     f"{len(he)} nets (median |change| {fmt(float(ch.median()))}, max {fmt(float(ch.max()))}).")
+    for (init, stage), sub in t.groupby(["init", "stage"], sort=True):
+        pos = sub[sub["eta"] > 0]
+        b, lo, hi, n = log_slope(pos["eta"], pos["pieces_mean"], groups=pos["net"])
+        law = {"init": init, "stage": stage, "slope": b, "lo": lo, "hi": hi, "n": n}
+        laws.append(law)
+        for eta, s in sub.groupby("eta", sort=True):
+            m = _mean_ci(s["pieces_mean"])
+            rec = {"init": init, "stage": stage, "eta": float(eta), "mean": m[0], "lo": m[1], "hi": m[2], "n": m[3]}
+            if s["depth"].nunique() >= 3 and len(s) >= 10:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        f = fit_growth(s["depth"].to_numpy(float), np.round(s["pieces_mean"].to_numpy(float)))
+                        rec.update(verdict=f.verdict, slope=f.slope, rate=f.rate)
+                    except ValueError:
+                        pass
+            per_eta.append(rec)
+    fin = [q for q in laws if np.isfinite(q["slope"])]
+    if fin:
+        sents.append("Log–log slope of E[pieces] in η (η > 0; OLS, cluster-robust by net): " + "; ".join(
+            f"{q['init']} {q['stage']} {fmt_ci(q['slope'], q['lo'], q['hi'])} (n = {q['n']})" for q in fin) + ".")
+        moving = [q for q in fin if not (q["lo"] <= 0 <= q["hi"])]
+        widest = max(max(abs(q["lo"]), abs(q["hi"])) for q in fin)
+        sents.append((f"{len(moving)} of {len(fin)} CIs exclude 0" if moving else "Every CI includes 0")
+                     + (f"; all lie within ±{fmt(widest)}, so a 1/η law (slope −1) is excluded for every start."
+                        if widest < 1 else "."))
+    verdicts = {}
+    for r in per_eta:
+        if "verdict" in r and r["init"] == "he":
+            verdicts.setdefault(r["verdict"], []).append(f"{r['stage']} η={fmt(r['eta'])}")
+    for v, where in sorted(verdicts.items()):
+        sents.append(f"E[pieces] against depth (He, per η and stage, fit_growth): {v} in {len(where)} of "
+                     f"{sum(len(w) for w in verdicts.values())} fits.")
+    # the bound
+    ratio = (t["regions_mean"] / t["bound_mean"]).replace([np.inf, -np.inf], np.nan)
+    viol = t[(t["excess_mean"] > 4 * t["excess_se"]) & (t["excess_mean"] > 0)]
+    sents.append(f"Measured mean regions / per-net crossing bound: median {fmt(float(ratio.median()))}, "
+                 f"max {fmt(float(ratio.max()))} over {int(ratio.notna().sum())} net-η pairs; "
+                 f"{len(viol)} exceed the bound by more than 4 standard errors.")
+    for _, v in viol.head(10).iterrows():
+        disagree.append(f"Crossing bound exceeded: {v['init']} {v['stage']} L={int(v['depth'])} seed {int(v['seed'])} "
+                        f"η={fmt(v['eta'])}: regions {fmt(v['regions_mean'])} vs bound {fmt(v['bound_mean'])} "
+                        f"(excess {fmt(v['excess_mean'])} ± {fmt(v['excess_se'])}).")
+    out["perturbation"] = {"title": "Theorem 3.4: one perturbed GD step", "plot": "perturbation",
+                           "test": "per-η means with t CIs over nets; log–log OLS slope, cluster-robust by net; "
+                                   "fit_growth in depth per η; bound exceeded at > 4 SE",
+                           "text": " ".join(sents), "laws": laws, "per_eta": per_eta,
+                           "bound_ratio_median": float(ratio.median()), "bound_violations": int(len(viol))}
+
+
+def _assumption_findings(data, out, disagree):
+    sents, a_fits, b_fits = [], [], []
+    df = data.select(experiment="assumptions", metric="mean_inv_bias_update")
+    stages = sorted(df["stage"].unique(), key=lambda st: float(str(st).rstrip("%")) if str(st).rstrip("%").replace(".", "").isdigit() else 0)
+    for stage in stages:
+        sub = df[df["stage"] == stage]
+        b, lo, hi, n = log_slope(sub["width"].astype(float), sub["value"], groups=sub["seed"])
+        p_quad = _curvature_p(sub["width"].astype(float), sub["value"])
+        a_fits.append({"stage": stage, "slope": b, "lo": lo, "hi": hi, "n": n, "quadratic_p": p_quad})
+        if np.isfinite(b):
+            sents.append(f"(A) at {stage} of training: mean 1/|Δb| grows like N^{fmt_ci(b, lo, hi)} in the width N "
+                         f"(n = {n} nets)" + (f"; a power law fits (a quadratic term in log N has p = {fmt(p_quad)})"
+                                               if p_quad > 0.05 else
+                                               f"; a power law does not fit (quadratic term in log N, p = {fmt(p_quad)})")
+                         + ".")
+            if p_quad <= 0.05 and np.isfinite(p_quad):
+                disagree.append(f"(A) at {stage} of training: 1/|Δb| is not a power of the width "
+                                f"(quadratic term in log N, p = {fmt(p_quad)}).")
+    zf = data.select(experiment="assumptions", metric="zero_bias_update_fraction")
+    if len(zf):
+        sents.append(f"Zero bias updates: {fmt(100 * float(zf['value'].mean()))}% of hidden biases on average "
+                     f"(max {fmt(100 * float(zf['value'].max()))}%).")
+    mid = data.select(metric="max_input_derivative")
+    mid = mid[mid["stage"].isin(["init", "trained", "0%", "100%"])]
+    for (exp, init, prec, stage), sub in mid.groupby(["experiment", "init", "precision", "stage"], sort=True):
+        if exp in ("constructions", "precision"):
+            sub = sub[sub["delta"] == sub["delta"].max()]
+        sub = sub[sub["depth"] == sub["depth"].max()]
+        b, lo, hi, n = log_slope(sub["layer"].astype(float), sub["value"], groups=sub["seed"], base=2)
+        if not np.isfinite(b):
+            continue
+        b_fits.append({"experiment": exp, "init": init, "precision": prec, "stage": stage,
+                       "depth": int(sub["depth"].max()), "log2_per_layer": b, "lo": lo, "hi": hi, "n": n})
+        if init == "he" and stage in ("trained", "100%") and lo > 0.5:
+            disagree.append(f"(B) fails for trained He nets: max |∂z/∂x| grows by 2^{fmt(b)} per layer.")
+    he = [f for f in b_fits if f["init"] == "he"]
+    if he:
+        sents.append("(B) He nets: max |∂z/∂x| changes per layer by a factor 2^b with " + "; ".join(
+            f"b = {fmt_ci(f['log2_per_layer'], f['lo'], f['hi'])} at {f['stage']} (L = {f['depth']}, n = {f['n']})"
+            for f in he) + ".")
+    cons = [f for f in b_fits if f["init"] != "he"]
+    if cons:
+        lo_f = min(cons, key=lambda f: f["log2_per_layer"])
+        hi_f = max(cons, key=lambda f: f["log2_per_layer"])
+        sents.append(f"The constructions' grows by 2^b per layer with b from {fmt_ci(lo_f['log2_per_layer'], lo_f['lo'], lo_f['hi'])} "
+                     f"to {fmt_ci(hi_f['log2_per_layer'], hi_f['lo'], hi_f['hi'])} over {len(cons)} fits (sawtooth and "
+                     "Yarotsky, init and trained, every precision): (B) fails for them, as the theory says.")
+    if sents:
+        out["assumptions"] = {"title": "Assumptions (A) and (B) along training", "plot": "assumptions",
+                              "test": "log–log OLS of 1/|Δb| on width; OLS of log2 max|∂z/∂x| on layer; "
+                                      "cluster-robust by seed",
+                              "text": " ".join(sents), "A": a_fits, "B": b_fits}
+
+
+def _backprop_findings(data, out, disagree):
+    df = data.select(experiment="backprop", metric="backprop_error")
+    if not len(df):
+        return
+    sents, fits = [], []
+    for (init, prec), sub in df.groupby(["init", "precision"], sort=True):
+        b, lo, hi, n = log_slope(sub["depth"].astype(float), sub["value"], groups=sub["seed"], base=2)
+        med = float(sub[sub["depth"] == sub["depth"].max()]["value"].median())
+        fits.append({"init": init, "precision": prec, "log2_per_layer": b, "lo": lo, "hi": hi, "n": n,
+                     "median_at_max_depth": med})
+        if np.isfinite(b):
+            sents.append(f"{init}, {prec}: relative gradient error ×2^{fmt_ci(b, lo, hi)} per layer, median "
+                         f"{fmt(med)} at L = {int(sub['depth'].max())} (n = {n}).")
+    out["backprop"] = {"title": "Backprop error against depth and precision", "plot": "backprop",
+                       "test": "OLS of log2 relative error on depth, cluster-robust by seed",
+                       "text": " ".join(sents), "fits": fits}
+
+
+def _approx_findings(data, out, disagree):
+    df = data.select(metric="sup_error_square", stage="trained")
+    if not len(df):
+        return
+    sents, rows = [], []
+    for (exp, init, prec), sub in df.groupby(["experiment", "init", "precision"], sort=True):
+        if exp == "constructions":
+            sub = sub[sub["delta"] == 0]
+        if init != "he" and init != "yarotsky_square":
+            continue
+        for L, s in sub.groupby("depth", sort=True):
+            rows.append({"experiment": exp, "init": init, "precision": prec, "depth": int(L),
+                         "best": float(s["value"].min()), "median": float(s["value"].median()), "n": len(s),
+                         "yarotsky": 2.0 ** (-2 * int(L) - 2)})
+    he = [r for r in rows if r["init"] == "he" and r["experiment"] == "growth"]
+    if he:
+        deep = max(r["depth"] for r in he)
+        r = [r for r in he if r["depth"] == deep][0]
+        best = min(he, key=lambda q: q["best"])
+        sents.append(f"Trained He nets on x²: best sup error {fmt(best['best'])} (at L = {best['depth']}); at L = {deep} "
+                     f"best {fmt(r['best'])}, median {fmt(r['median'])} over {r['n']} nets, against Yarotsky's "
+                     f"2^(-2L-2) = {fmt(r['yarotsky'])}: the trained nets are "
+                     f"{fmt(r['best'] / r['yarotsky'])}× the construction's error.")
+        b, lo, hi, n = log_slope([q["depth"] for q in he], [q["median"] for q in he], base=2)
+        if np.isfinite(b):
+            sents.append(f"The median error changes by 2^{fmt_ci(b, lo, hi)} per layer (the construction: 2^-2).")
+    ya = [r for r in rows if r["init"] == "yarotsky_square" and r["experiment"] == "constructions"]
+    if ya:
+        exact = all(math.isclose(r["best"], r["yarotsky"], rel_tol=1e-9) for r in ya)
+        sents.append("The exact Yarotsky nets keep the error 2^(-2m-2) after fp64 training at every depth."
+                     if exact else "The Yarotsky nets trained from their exact weights do not all keep 2^(-2m-2).")
+    out["approximation"] = {"title": "Approximation error against depth", "plot": "approximation",
+                            "test": "exact sup |f − x²| on [0, 1] (piecewise: end points and vertices)",
+                            "text": " ".join(sents), "rows": rows}
+
+
+def findings(data):
+    """The findings of a loaded run: ``{"questions": {...}, "disagree": [...]}``."""
+    out, disagree = {}, []
+    for f in (_growth_findings, _survival_findings, _perturbation_findings, _assumption_findings,
+              _backprop_findings, _approx_findings):
+        f(data, out, disagree)
+    return {"questions": out, "disagree": disagree}
+
+
+def _jsonable(o):
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating, float)):
+        v = float(o)
+        return v if math.isfinite(v) else None
+    if isinstance(o, np.bool_):
+        return bool(o)
+    return o
+
+
+def write_findings(found, path):
+    """Write findings as JSON, atomically (non-finite numbers as null)."""
+    from pieces._io import atomic_write
+
+    atomic_write(path, json.dumps(_jsonable(found), indent=2, allow_nan=False))

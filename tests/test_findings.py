@@ -1,0 +1,84 @@
+"""Findings come from the data: change the data and the sentence changes; injected data
+that contradict the theory fill the 'disagree' list."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from report.findings import findings, fmt, fmt_ci, log_slope
+from report.load import RunData
+
+
+def _growth_rows(pieces_of, stages=("init", "trained"), depths=range(1, 13), seeds=range(10)):
+    rows = []
+    for stage in stages:
+        for L in depths:
+            for s in seeds:
+                rows.append(dict(experiment="growth", stage=stage, init="he", target="square", width=8, depth=L,
+                                 seed=s, precision="fp64", delta=np.nan, eta=np.nan, layer=np.nan,
+                                 metric="pieces", value=float(pieces_of(stage, L, s))))
+    return rows
+
+
+def _data(rows):
+    return RunData(pd.DataFrame(rows), {}, ".")
+
+
+def _linear(stage, L, s):
+    return 1 + 8 * L + (s % 3)
+
+
+def test_sentence_changes_with_the_data():
+    a = findings(_data(_growth_rows(_linear)))["questions"]["growth"]["text"]
+    b = findings(_data(_growth_rows(lambda st, L, s: 1 + 4 * L + (s % 3))))["questions"]["growth"]["text"]
+    assert "linear" in a and a != b
+    assert "b = 8" in a and "b = 4" in b
+
+
+def test_disagree_lists_trained_exponential_growth():
+    clean = findings(_data(_growth_rows(_linear)))
+    assert clean["disagree"] == []
+    bad = findings(_data(_growth_rows(lambda st, L, s: _linear(st, L, s) if st == "init" else 2 ** L + s)))
+    assert any("grow exponentially" in d for d in bad["disagree"])
+
+
+def test_disagree_lists_an_exceeded_bound():
+    rows = []
+    for s in range(3):
+        for metric, v in (("pieces_mean", 5), ("pieces_se", 0.1), ("regions_mean", 30 if s == 0 else 5),
+                          ("regions_se", 0.1), ("bound_mean", 10), ("excess_mean", 20 if s == 0 else -5),
+                          ("excess_se", 0.5), ("draws", 20)):
+            for eta in (0.0, 0.1):
+                rows.append(dict(experiment="perturbation", stage="0%", init="he", target="square", width=8,
+                                 depth=4, seed=s, precision="fp64", delta=np.nan, eta=eta, layer=np.nan,
+                                 metric=metric, value=float(v)))
+        for metric, v in (("pieces_before", 5), ("regions_before", 5), ("lr", 0.1)):
+            rows.append(dict(experiment="perturbation", stage="0%", init="he", target="square", width=8, depth=4,
+                             seed=s, precision="fp64", delta=np.nan, eta=np.nan, layer=np.nan, metric=metric,
+                             value=float(v)))
+    found = findings(_data(rows))
+    assert found["questions"]["perturbation"]["bound_violations"] == 2  # seed 0 at both etas
+    assert sum("Crossing bound exceeded" in d for d in found["disagree"]) == 2
+
+
+def test_findings_json_written_with_the_report(tmp_path):
+    from pieces.study import run_study
+    from test_study import tiny_settings
+
+    run_study(tmp_path / "r", tiny_settings(), ["growth", "constructions"], progress=False)
+    f = json.loads((tmp_path / "r" / "findings.json").read_text())
+    assert set(f) == {"questions", "disagree"} and "survival" in f["questions"]
+    html = (tmp_path / "r" / "report.html").read_text()
+    # the findings come first, and their numbers are the JSON's
+    assert html.index('id="findings"') < html.index('id="verdicts"')
+    for q in f["questions"].values():
+        assert q["text"].split(" (")[0].replace("'", "&#39;") in html.replace("&#34;", '"')
+
+
+def test_number_formats():
+    assert fmt(3) == "3" and fmt(2.5) == "2.5" and fmt(1e-7) == "1.00e-07" and fmt(float("nan")) == "–"
+    assert fmt_ci(1.5, 1.0, 2.0) == "1.5 [1, 2]"
+    b, lo, hi, n = log_slope([1, 10, 100, 1000], [3, 0.3, 0.03, 0.003])
+    assert b == pytest.approx(-1) and n == 4

@@ -45,6 +45,14 @@ def test_study_end_to_end(tmp_path):
     assert tuple(header) == COLUMNS
     data = load_run(tmp_path / "run")
     assert set(data.results["experiment"]) == set(EXPERIMENTS)
+    # the columns and rows of the experiments issue load as numbers
+    df = data.results
+    assert df["delta"].dtype.kind == "f" and (df["delta"].dropna() >= 0).all()
+    for metric in ("lr", "lambda_max", "survived", "pieces_fraction", "bound_mean", "excess_se",
+                   "mean_inv_bias_update", "max_input_derivative", "sup_error_square"):
+        assert metric in set(df["metric"]), metric
+    assert (df[df["metric"] == "lr"]["value"] > 0).all()
+    assert (tmp_path / "run" / "findings.json").exists() and (tmp_path / "run" / "timings.csv").exists()
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["finished"] and meta["versions"]["numba"] and meta["n_tasks"] == info["n_tasks"]
     html = (tmp_path / "run" / "report.html").read_text()

@@ -154,6 +154,8 @@ def _cmd_study(args):
 
     from .study import EXPERIMENTS, default_settings, run_study
 
+    from .study.schema import SettingsError, to_toml, validate_settings
+
     size = "quick" if args.quick else "full" if args.full else "default"
     settings = default_settings(size)
     if args.config:
@@ -162,16 +164,28 @@ def _cmd_study(args):
                 override = tomllib.load(fh)
         except FileNotFoundError:
             raise UsageError(f"config file not found: {args.config}") from None
+        except (IsADirectoryError, PermissionError) as exc:
+            raise UsageError(f"config file {args.config}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{args.config}: not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise UsageError(f"{args.config}: invalid TOML ({exc})") from None
-        unknown = sorted(set(override) - set(settings))
-        if unknown:
-            raise UsageError(f"{args.config}: unknown setting {unknown[0]!r}")
-        settings.update(override)
+        for key, value in override.items():
+            # a table overrides the keys it names and keeps the others
+            if isinstance(value, dict) and isinstance(settings.get(key), dict):
+                settings[key] = {**settings[key], **value}
+            else:
+                settings[key] = value
     if args.seeds is not None:
-        if args.seeds < 1:
-            raise UsageError("--seeds must be >= 1")
         settings["seeds"] = args.seeds
+    try:
+        settings = validate_settings(settings)
+    except SettingsError as exc:
+        where = f"{args.config}: " if args.config else ""
+        raise UsageError(where + str(exc)) from None
+    if args.print_config:
+        print(to_toml(settings), end="")
+        return 0
     experiments = [e.strip() for e in args.experiments.split(",") if e.strip()] if args.experiments else list(EXPERIMENTS)
     for e in experiments:
         if e not in EXPERIMENTS:
@@ -179,19 +193,48 @@ def _cmd_study(args):
     if args.jobs < 1:
         raise UsageError("--jobs must be >= 1")
     out = args.out or f"runs/{size}"
-    from ._device import resolve_device
     from .study import make_tasks
     from .study.cost import estimate, format_estimate
 
-    resolve_device(args.device, "the study")  # a missing GPU is the one line the user sees
-    lines = format_estimate(estimate(make_tasks(settings, experiments), jobs=args.jobs), args.jobs)
-    for line in lines if size == "full" else lines[:1]:
-        print(line, file=sys.stderr)
+    def announce(todo):
+        lines = format_estimate(estimate(todo, jobs=args.jobs), args.jobs)
+        for line in lines if size == "full" else lines[:1]:
+            print(line, file=sys.stderr)
+
     # run_study resolves the device before it writes anything
+    if args.plan is not None:
+        return _print_plan(make_tasks(settings, experiments), args.plan, args.jobs)
     info = run_study(out, settings, experiments, size=size, jobs=args.jobs, progress=not args.no_progress,
-                     device=args.device)
+                     device=args.device, announce=announce, executor=args.executor, scheduler=args.scheduler,
+                     scheduler_file=args.scheduler_file)
     print(f"{info['n_run']} tasks run, {info['n_done']} already done, {info['n_tasks']} in all, "
           f"{info['wall_s']:.1f} s; wrote {out}/results.csv, {out}/meta.json and {out}/report.html")
+    return 0
+
+
+def _print_plan(tasks, wall, jobs):
+    """``--plan [SECONDS]``: tasks and estimated CPU-seconds per experiment, and the
+    workers needed to finish in ``SECONDS`` of wall time; nothing runs."""
+    from .study.cost import COSTS_FILE, estimate, load_costs
+
+    est = estimate(tasks, jobs=jobs)
+    if not est["per_experiment"]:
+        raise UsageError(f"no cost calibration ({COSTS_FILE}); run a study and calibrate from its timings.csv")
+    measured = load_costs().get("measured_on", {})
+    print(f"plan: {est['n_tasks']} tasks, an estimated {est['cpu_s']:.0f} CPU-s (per-task costs measured on "
+          f"{measured.get('cpus', '?')} CPUs, {measured.get('processor', '?')}; {COSTS_FILE.name})")
+    for exp, (n, sec) in sorted(est["per_experiment"].items(), key=lambda kv: -kv[1][1]):
+        print(f"  {exp:14s} {n:5d} tasks  {sec:10.0f} CPU-s")
+    longest = max(estimate([t]).get("cpu_s") for t in tasks) if tasks else 0.0
+    print(f"  longest task about {longest:.0f} s: no number of workers finishes sooner")
+    print(f"  with {jobs} local process(es): about {est['cpu_s'] / max(jobs, 1) / 60:.1f} min")
+    if wall:
+        if wall < longest:
+            print(f"  {wall:.0f} s is shorter than the longest task: not reachable")
+        else:
+            workers = math.ceil(est["cpu_s"] / wall)
+            print(f"  to finish in {wall:.0f} s: at least {workers} single-threaded workers "
+                  f"(pieces study --executor dask --scheduler-file FILE)")
     return 0
 
 
@@ -226,7 +269,7 @@ def _cmd_gate(args):
     _check_outputs(args.json, args.junit, args.html)
     try:
         result = gate(args.baseline, args.candidate, metric_tol=args.metric_tol, factor=args.factor,
-                      results_dir=args.results_dir, machine=args.machine)
+                      results_dir=args.results_dir, machine=args.machine, paired=args.paired)
     except GateError as exc:
         raise UsageError(str(exc)) from None
     print(format_table(result))
@@ -293,6 +336,17 @@ def build_parser():
     st.add_argument("--seeds", type=int, default=None, help="seeds per configuration")
     st.add_argument("--config", default=None, help="TOML file overriding settings")
     st.add_argument("--no-progress", action="store_true", help="no progress bar")
+    st.add_argument("--executor", choices=("local", "dask"), default="local",
+                    help="local processes (--jobs), or a dask.distributed cluster")
+    where = st.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster of --jobs workers)")
+    where.add_argument("--scheduler-file", default=None, metavar="FILE", help="dask scheduler file")
+    st.add_argument("--plan", nargs="?", type=float, const=0.0, default=None, metavar="SECONDS",
+                    help="print the task counts, the estimated CPU-seconds and the workers needed to finish "
+                         "in SECONDS, and exit")
+    st.add_argument("--print-config", action="store_true",
+                    help="print the resolved settings as TOML (a --config file) and exit")
     st.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
                     help="where training runs: cpu, cuda (an error without a GPU), or auto (the GPU if "
                          "there is one); with cuda, tasks run one after another in this process")
@@ -311,6 +365,9 @@ def build_parser():
     g.add_argument("--metric-tol", type=float, default=0.0, help="allowed change of a count (default: exact)")
     g.add_argument("--factor", type=float, default=1.2, help="speed ratio that counts as a regression")
     g.add_argument("--results-dir", default=".asv/results")
+    g.add_argument("--paired", action="store_true",
+                   help="the sides' samples were taken in interleaved rounds (asv --interleave-rounds): "
+                        "compare them pairwise, so that a load burst that hits both cancels")
     g.add_argument("--machine", default=None, help="asv machine name to look under")
     g.add_argument("--json", default=None)
     g.add_argument("--junit", default=None)

@@ -32,29 +32,34 @@ class RunData:
 
 
 def load_run(run_dir):
-    """Read ``results.csv`` and ``meta.json`` of a run directory.
+    """Read ``results.csv`` and ``meta.json`` of a run directory: the rows of its
+    finished tasks (a consistent snapshot, also while a study writes it).
 
     Raises
     ------
     LoadError
-        If a file is missing, the header is not the study's, or a row is truncated.
+        If a file is missing, not UTF-8, of another schema, or damaged (a row with the
+        wrong number of fields, a truncated last row of a run that is not running,
+        ``done.txt`` naming a task without rows).
     """
+    from pieces.study.rundir import RunDirError, check_done_have_rows, holder, read_done, read_results
     from pieces.study.tasks import COLUMNS
 
     run_dir = Path(run_dir)
     path = run_dir / "results.csv"
     if not path.is_file():
         raise LoadError(f"{run_dir} is not a run directory (no results.csv)")
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or tuple(header) != COLUMNS:
-            raise LoadError(f"{path} has another schema (header {header})")
-        rows = []
-        for line in reader:
-            if len(line) != len(COLUMNS):
-                raise LoadError(f"{path} is truncated or corrupt at line {reader.line_num}")
-            rows.append(line)
+    try:
+        # done.txt first: a task's rows are complete before its id is written, so the
+        # rows of these ids are a consistent snapshot even while a study appends
+        done = read_done(run_dir)
+        rows, _ = read_results(run_dir, COLUMNS, writing=holder(run_dir) is not None)
+        if not (run_dir / "done.txt").exists() and rows:
+            raise RunDirError(f"{run_dir} has rows but no done.txt; a damaged run dir")
+        check_done_have_rows(run_dir, done, rows)
+    except RunDirError as exc:
+        raise LoadError(str(exc)) from None
+    rows = [r for r in rows if r[0] in done]
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     for col in ("width", "depth", "seed"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
@@ -71,7 +76,9 @@ def load_run(run_dir):
     meta = {}
     if meta_path.is_file():
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("not a JSON object")
         except ValueError as exc:
             raise LoadError(f"{meta_path} is not valid JSON ({exc})") from None
     return RunData(df, meta, run_dir)

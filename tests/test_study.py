@@ -138,7 +138,7 @@ def test_bad_input(tmp_path, capsys):
     assert "invalid TOML" in capsys.readouterr().err
     bad.write_text("sedes = 3\n")
     assert main(["study", "--config", str(bad), "--out", str(tmp_path / "y")]) == 2
-    assert "unknown setting 'sedes'" in capsys.readouterr().err
+    assert "sedes" in capsys.readouterr().err
 
 
 def test_truncated_results_are_refused(tmp_path, capsys):

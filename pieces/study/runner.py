@@ -32,6 +32,8 @@ from pathlib import Path
 
 from .._io import atomic_write
 from .grid import make_tasks
+from .rundir import RunDirError, RunLock, check_done_have_rows, read_done, read_results
+from .schema import SettingsError, validate_settings
 from .tasks import COLUMNS, run_task
 
 __all__ = ["run_study", "StudyError", "atomic_write_text", "read_done"]
@@ -48,13 +50,6 @@ def atomic_write_text(path, text):
 
 def _short(task_id):
     return hashlib.sha1(task_id.encode()).hexdigest()[:16]
-
-
-def read_done(run_dir):
-    p = Path(run_dir) / "done.txt"
-    if not p.exists():
-        return set()
-    return {line.strip() for line in p.read_text().splitlines() if line.strip()}
 
 
 def _rows_text(rows, header=False):
@@ -76,8 +71,7 @@ def _append(path, text):
         os.close(fd)
 
 
-def _prepare(run_dir):
-    """Check (or create) the run directory; drop rows of unfinished tasks."""
+def _make_dir(run_dir):
     run_dir = Path(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -85,37 +79,67 @@ def _prepare(run_dir):
         raise StudyError(f"cannot create output directory {run_dir}: {exc.strerror}") from None
     if not os.access(run_dir, os.W_OK):
         raise StudyError(f"output directory {run_dir} is not writable")
+    return run_dir
+
+
+def _prepare(run_dir):
+    """Check the run directory (this process holds its lock); drop rows of unfinished
+    tasks and a partial last row (the documented repair); diagnose any other damage."""
     results = run_dir / "results.csv"
-    done = read_done(run_dir)
+    try:
+        done = read_done(run_dir)
+    except RunDirError as exc:
+        raise StudyError(str(exc)) from None
     if not results.exists():
+        if done:
+            raise StudyError(f"{run_dir / 'done.txt'} lists finished tasks but results.csv is missing; "
+                             "a damaged run dir, use another --out")
         atomic_write_text(results, _rows_text([], header=True))
         return done
-    text = results.read_text()
-    if text and not text.endswith("\n"):
-        # a crash inside the append of an unfinished task: drop its partial last line
-        text = text[: text.rfind("\n") + 1]
-        dropped_tail = 1
-    else:
-        dropped_tail = 0
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None or tuple(header) != COLUMNS:
-        raise StudyError(f"{results} has another schema (header {header}); use another --out")
-    kept, dropped = [], dropped_tail
-    for line in reader:
-        if len(line) != len(COLUMNS):
-            raise StudyError(f"{results} is truncated or corrupt at line {reader.line_num}")
-        if line[0] in done:
-            kept.append(line)
-        else:
-            dropped += 1
-    if dropped:
+    try:
+        rows, partial = read_results(run_dir, COLUMNS, writing=True)
+        check_done_have_rows(run_dir, done, rows)
+    except RunDirError as exc:
+        raise StudyError(str(exc)) from None
+    kept = [line for line in rows if line[0] in done]
+    if partial or len(kept) != len(rows):
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(COLUMNS)
         w.writerows(kept)
         atomic_write_text(results, buf.getvalue())
     return done
+
+
+def _check_meta(meta_path, settings, device, done):
+    """``(previous wall time, old meta)``; a resumed run must have the same settings and
+    device as the one that started it (one run dir, one grid)."""
+    if not meta_path.exists():
+        return 0.0
+    try:
+        old = json.loads(meta_path.read_bytes().decode("utf-8"))
+        if not isinstance(old, dict):
+            raise ValueError("not an object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StudyError(f"{meta_path} is not valid JSON ({str(exc)[:60]}); a damaged run dir, use another --out") \
+            from None
+    if done:
+        before = json.loads(json.dumps(old.get("settings", {})))
+        now = json.loads(json.dumps(settings))
+        for key in sorted(set(before) | set(now)):
+            if before.get(key) != now.get(key):
+                raise StudyError(f"{meta_path.parent} was started with other settings ({key}: "
+                                 f"{json.dumps(before.get(key))[:60]} there, {json.dumps(now.get(key))[:60]} now); "
+                                 "rerun with those settings or use another --out")
+        started_on = old.get("device", "cpu")
+        if started_on != device:
+            # native fp32/fp64 differ in the last bits between devices: one run, one device
+            raise StudyError(f"{meta_path.parent} was started with --device {started_on}; resume it with that "
+                             "device or use another --out")
+    try:
+        return float(old.get("wall_s_total", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _versions():
@@ -145,7 +169,8 @@ def _init_worker():
     numba.set_num_threads(1)  # processes give the parallelism
 
 
-def run_study(out, settings, experiments, size="default", jobs=1, progress=True, report=True, device="cpu"):
+def run_study(out, settings, experiments, size="default", jobs=1, progress=True, report=True, device="cpu",
+              announce=None, executor="local", scheduler=None, scheduler_file=None):
     """Run (or resume) a study in ``out``.
 
     ``device="cuda"`` trains on the GPU, one task after another in this process (the
@@ -156,34 +181,55 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
     dict
         ``n_tasks``, ``n_done`` (before this call), ``n_run`` and ``wall_s``.
     """
-    from .._device import gpu_description, resolve_device
+    from .._device import resolve_device
 
+    try:
+        settings = validate_settings(settings)
+    except SettingsError as exc:
+        raise StudyError(str(exc)) from None
+    if executor not in ("local", "dask"):
+        raise StudyError(f"unknown executor {executor!r}; expected local or dask")
+    if executor != "dask" and (scheduler or scheduler_file):
+        raise StudyError("--scheduler and --scheduler-file go with --executor dask")
     device = resolve_device(device, "the study")  # "auto" becomes what runs
+    if executor == "dask" and device == "cuda":
+        raise StudyError("--executor dask runs on CPU workers; use --device cpu (a GPU study runs in one process)")
     tasks = make_tasks(settings, experiments)
-    run_dir = Path(out)
-    done = _prepare(run_dir)
+    run_dir = _make_dir(out)
+    try:
+        lock = RunLock(run_dir).__enter__()
+    except RunDirError as exc:
+        raise StudyError(str(exc)) from None
+    try:
+        return _run_locked(run_dir, settings, experiments, size, jobs, progress, report, device, tasks, announce,
+                           executor, scheduler, scheduler_file)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _run_locked(run_dir, settings, experiments, size, jobs, progress, report, device, tasks, announce,
+                executor="local", scheduler=None, scheduler_file=None):
+    from .._device import gpu_description
+
     meta_path = run_dir / "meta.json"
-    previous_wall = 0.0
-    if meta_path.exists():
-        try:
-            old = json.loads(meta_path.read_text())
-            previous_wall = float(old.get("wall_s_total", 0.0))
-        except (ValueError, TypeError, AttributeError):
-            old, previous_wall = {}, 0.0
-        started_on = old.get("device", "cpu") if isinstance(old, dict) else "cpu"
-        if done and started_on != device:
-            # native fp32/fp64 differ in the last bits between devices: one run, one device
-            raise StudyError(f"{run_dir} was started with --device {started_on}; resume it with that "
-                             "device or use another --out")
+    try:
+        # the settings first: a rerun with other settings touches nothing
+        previous_wall = _check_meta(meta_path, settings, device, read_done(run_dir))
+    except RunDirError as exc:
+        raise StudyError(str(exc)) from None
+    done = _prepare(run_dir)
     if device == "cuda":
         jobs = 1
     todo = [t for t in tasks if _short(t["id"]) not in done]
+    if announce is not None:
+        announce(todo)  # e.g. the estimated cost, once the run dir is known to be good
     meta = {
         "settings": settings, "experiments": list(experiments), "size": size, "jobs": jobs, "device": device,
         "versions": _versions(), "git_commit": _git_commit(),
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     **(gpu_description() if device == "cuda" else {})},
         "n_tasks": len(tasks), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "executor": {"name": executor},
     }
     atomic_write_text(meta_path, json.dumps({**meta, "finished": None, "wall_s_total": previous_wall}, indent=2))
     t0 = time.perf_counter()
@@ -206,7 +252,14 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
         bar.update(1)
 
     try:
-        if jobs <= 1:
+        if executor == "dask":
+            from ._dask import DaskError, run_on_dask
+
+            try:
+                run_on_dask(todo, finish, jobs, scheduler, scheduler_file, meta["executor"])
+            except DaskError as exc:
+                raise StudyError(str(exc)) from None
+        elif jobs <= 1:
             for t in todo:
                 finish(t, _run_quietly(t, device))
         else:

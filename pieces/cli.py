@@ -199,7 +199,7 @@ def _cmd_study(args):
     def announce(todo):
         lines = format_estimate(estimate(todo, jobs=args.jobs), args.jobs)
         for line in lines if size == "full" else lines[:1]:
-            print(line, file=sys.stderr)
+            print(line, flush=True)
 
     # run_study resolves the device before it writes anything
     if args.plan is not None:

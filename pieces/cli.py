@@ -217,15 +217,16 @@ def _print_plan(tasks, wall, jobs):
     workers needed to finish in ``SECONDS`` of wall time; nothing runs."""
     from .study.cost import COSTS_FILE, estimate, load_costs
 
-    est = estimate(tasks, jobs=jobs)
+    costs = load_costs()
+    est = estimate(tasks, costs, jobs=jobs)
     if not est["per_experiment"]:
         raise UsageError(f"no cost calibration ({COSTS_FILE}); run a study and calibrate from its timings.csv")
-    measured = load_costs().get("measured_on", {})
+    measured = costs.get("measured_on", {})
     print(f"plan: {est['n_tasks']} tasks, an estimated {est['cpu_s']:.0f} CPU-s (per-task costs measured on "
           f"{measured.get('cpus', '?')} CPUs, {measured.get('processor', '?')}; {COSTS_FILE.name})")
     for exp, (n, sec) in sorted(est["per_experiment"].items(), key=lambda kv: -kv[1][1]):
         print(f"  {exp:14s} {n:5d} tasks  {sec:10.0f} CPU-s")
-    longest = max(estimate([t]).get("cpu_s") for t in tasks) if tasks else 0.0
+    longest = max(estimate([t], costs)["cpu_s"] for t in tasks) if tasks else 0.0
     print(f"  longest task about {longest:.0f} s: no number of workers finishes sooner")
     print(f"  with {jobs} local process(es): about {est['cpu_s'] / max(jobs, 1) / 60:.1f} min")
     if wall:

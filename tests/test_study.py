@@ -153,3 +153,20 @@ def test_truncated_results_are_refused(tmp_path, capsys):
     assert main(["report", str(tmp_path / "run")]) == 2
     assert "truncated" in capsys.readouterr().err
     assert report.read_text() == old
+
+
+def test_plan_prints_costs_and_runs_nothing(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["study", "--full", "--plan", "36000", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("plan: ") and "CPU-s" in text and "single-threaded workers" in text
+    assert "growth" in text and "precision" in text
+    assert not out.exists()
+    from pieces.study.cost import calibrate, estimate
+
+    # the calibration reads a run's timings back: a constant per kind of task
+    run_study(tmp_path / "cal", tiny_settings(), ["growth", "backprop"], progress=False, report=False)
+    consts = calibrate(tmp_path / "cal")
+    assert set(consts) == {"growth/he/native", "backprop/he/emulated", "backprop/construction/emulated"}
+    est = estimate(make_tasks(tiny_settings(), ["growth"]), {"constants": consts})
+    assert est["cpu_s"] > 0 and est["per_experiment"]["growth"][0] == len(make_tasks(tiny_settings(), ["growth"]))

@@ -27,6 +27,7 @@ __all__ = [
     "AUTO_LR_MAX_ITER",
     "AUTO_LR_FALLBACK",
     "SURVIVAL_FRACTION",
+    "SUP_ERROR_GRID_N",
 ]
 
 #: Two zero crossings closer than ``MERGE_RTOL * max(span, |x1|, |x2|)`` are one
@@ -116,3 +117,7 @@ AUTO_LR_FALLBACK = 0.01
 #: A construction survives training when it keeps at least this fraction of its 2**L
 #: pieces (ARCHITECTURE.md's survival depth).
 SURVIVAL_FRACTION = 0.9
+
+#: Points of the grid on which the study measures the sup error of a trained net
+#: against a target other than x² (against x² it is exact: ``pwl.sup_error_square``).
+SUP_ERROR_GRID_N = 100_001

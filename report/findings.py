@@ -519,14 +519,34 @@ def _approx_findings(data, out, disagree):
         b, lo, hi, n = log_slope([q["depth"] for q in he], [q["median"] for q in he], base=2)
         if np.isfinite(b):
             sents.append(f"The median error changes by 2^{fmt_ci(b, lo, hi)} per layer (the construction: 2^-2).")
+    grid = data.select(metric="sup_error_grid", stage="trained", experiment="growth")
+    other = []
+    for (target, L), s in grid.groupby(["target", "depth"], sort=True):
+        other.append({"target": target, "depth": int(L), "best": float(s["value"].min()),
+                      "median": float(s["value"].median()), "n": len(s)})
+    for target in sorted({o["target"] for o in other}):
+        mine = [o for o in other if o["target"] == target]
+        deep = max(mine, key=lambda o: o["depth"])
+        best = min(mine, key=lambda o: o["best"])
+        b, lo, hi, n = log_slope([o["depth"] for o in mine], [o["median"] for o in mine], base=2)
+        sents.append(f"On {target} (sup error on a {config_grid_n()}-point grid): best {fmt(best['best'])} (at L = "
+                     f"{best['depth']}); at L = {deep['depth']} best {fmt(deep['best'])}, median {fmt(deep['median'])} "
+                     f"over {deep['n']} nets; the median changes by 2^{fmt_ci(b, lo, hi)} per layer.")
     ya = [r for r in rows if r["init"] == "yarotsky_square" and r["experiment"] == "constructions"]
     if ya:
         exact = all(math.isclose(r["best"], r["yarotsky"], rel_tol=1e-9) for r in ya)
         sents.append("The exact Yarotsky nets keep the error 2^(-2m-2) after fp64 training at every depth."
                      if exact else "The Yarotsky nets trained from their exact weights do not all keep 2^(-2m-2).")
     out["approximation"] = {"title": "Approximation error against depth", "plot": "approximation",
-                            "test": "exact sup |f − x²| on [0, 1] (piecewise: end points and vertices)",
-                            "text": " ".join(sents), "rows": rows}
+                            "test": "exact sup |f − x²| on [0, 1] (piecewise: end points and vertices); other "
+                                    "targets on a stated dense grid; OLS of log2 median error on depth",
+                            "text": " ".join(sents), "rows": rows, "other_targets": other}
+
+
+def config_grid_n():
+    from pieces import config
+
+    return f"{config.SUP_ERROR_GRID_N:,}"
 
 
 def findings(data):

@@ -71,7 +71,7 @@ def growth_plot(groups, title):
     return svg(fig)
 
 
-def line_plot(series, xlabel, ylabel, title, logy=False, logx=False, hline=None, dashed_from=None):
+def line_plot(series, xlabel, ylabel, title, logy=False, logx=False, hline=None, dashed_from=None, xticks=None):
     """``series``: list of ``(label, x, y)`` (y may be 2-D: rows are seeds, plotted
     faintly, with their median bold). ``hline``: ``(y, label)`` of a dotted reference;
     series from index ``dashed_from`` on are drawn dashed, in the colours of the first."""
@@ -89,6 +89,11 @@ def line_plot(series, xlabel, ylabel, title, logy=False, logx=False, hline=None,
         if logy:
             y = np.where(y > 0, y, np.nan)
         ax.plot(x, y, "--" if dashed else "-o", color=color, ms=3, lw=1.3, label=label)
+    if xticks is not None:
+        ax.set_xscale("log" if logx else "linear")
+        ax.set_xticks(list(xticks), [str(t) for t in xticks])
+        ax.minorticks_off()
+        logx = False
     return _finish(fig, ax, xlabel, ylabel, title, logy, logx, hline, bool(series))
 
 

@@ -67,6 +67,11 @@ def _training_rows(task, n_samples=None, device="cpu"):
         if task["target"] == "square" or task["init"] == "yarotsky_square":
             rows += [_row(task, s, "init", "sup_error_square", sup_error_square(start)),
                      _row(task, s, "trained", "sup_error_square", sup_error_square(res.net))]
+        elif not construction:
+            # other targets: on a stated dense grid (config.SUP_ERROR_GRID_N points)
+            g = np.linspace(0.0, 1.0, config.SUP_ERROR_GRID_N)
+            err = float(np.max(np.abs(res.net(g) - resolve_target(task["target"])(g))))
+            rows.append(_row(task, s, "trained", "sup_error_grid", err))
         if construction:
             full = 2 ** task["depth"]
             frac = int(h["pieces"][-1]) / full

@@ -37,6 +37,16 @@ def param_layout(sizes):
     return np.array(w_off, np.int64), np.array(b_off, np.int64), p
 
 
+def counter_indices(sizes):
+    """``(w_idx, b_idx)``: where the weights and the biases of the flat parameter vector
+    lie, in the order the exact counter packs them (the training layout holds W
+    transposed, as the counter wants it)."""
+    w_off, b_off, _ = param_layout(sizes)
+    w_idx = np.concatenate([np.arange(o, o + a * b) for o, a, b in zip(w_off, sizes[:-1], sizes[1:])])
+    b_idx = np.concatenate([np.arange(o, o + b) for o, b in zip(b_off, sizes[1:])])
+    return w_idx, b_idx
+
+
 @njit(cache=True, error_model="numpy")
 def _layout(sizes):
     n = sizes.size - 1

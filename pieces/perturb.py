@@ -135,10 +135,7 @@ class GDStep:
         from .pwl import draw_measures
 
         sizes = self.sizes
-        w_off, b_off, _ = _train_cpu.param_layout(sizes)
-        # the training layout holds W transposed, as the counter packs it
-        w_idx = np.concatenate([np.arange(o, o + p * q) for o, p, q in zip(w_off, sizes[:-1], sizes[1:])])
-        b_idx = np.concatenate([np.arange(o, o + q) for o, q in zip(b_off, sizes[1:])])
+        w_idx, b_idx = _train_cpu.counter_indices(sizes)
         dw = 2.0 * eta * np.abs(np.concatenate(self.bias_delta[:-1]))
         out = np.empty((3, n))
         for d in range(n):

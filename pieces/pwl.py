@@ -31,11 +31,16 @@ __all__ = ["region_ends", "layer_slopes", "max_input_derivative", "crossing_boun
            "sup_error_square"]
 
 
-def region_ends(net, interval=(0.0, 1.0)):
-    """Sorted ends of the activation regions of ``net`` on the finite ``interval``."""
+def _finite(interval):
     a, b = float(interval[0]), float(interval[1])
     if not (math.isfinite(a) and math.isfinite(b) and a < b):
         raise ValueError(f"need a finite interval a < b, got {interval!r}")
+    return a, b
+
+
+def region_ends(net, interval=(0.0, 1.0)):
+    """Sorted ends of the activation regions of ``net`` on the finite ``interval``."""
+    a, b = _finite(interval)
     wt, bf, sizes, *_ = _count_cpu.pack([net])
     xs, _, _, _ = _count_cpu.enumerate_segments(wt, bf, sizes, a, b, config.MERGE_RTOL, config.COUNT_INITIAL_CAPACITY)
     return xs
@@ -107,9 +112,7 @@ def crossing_bound(net, delta_width, interval=(0.0, 1.0)):
     hidden layer; ``2 * eta * |Δb_n|``)."""
     if not isinstance(net, ReLUNet):
         raise ValueError(f"expected a ReLUNet, got {type(net).__name__}")
-    a, b = float(interval[0]), float(interval[1])
-    if not (math.isfinite(a) and math.isfinite(b) and a < b):
-        raise ValueError(f"need a finite interval a < b, got {interval!r}")
+    a, b = _finite(interval)
     wt, bf, sizes, *_ = _count_cpu.pack([net])
     dw = np.concatenate([np.asarray(d, dtype=np.float64).ravel() for d in delta_width])
     if dw.size != int(sizes[1:-1].sum()):

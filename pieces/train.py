@@ -303,10 +303,7 @@ class _Plan:
         ``steps``: the fp64 loss and the exact counts, straight from the parameters."""
         thetas = np.asarray(thetas, dtype=np.float64)
         n = thetas.shape[0]
-        w_off, b_off, _ = _train_cpu.param_layout(sizes)
-        w_idx = np.concatenate([np.arange(o, o + a * b) for o, a, b in zip(w_off, sizes[:-1], sizes[1:])])
-        b_idx = np.concatenate([np.arange(o, o + b) for o, b in zip(b_off, sizes[1:])])
-        # the training layout holds W transposed, as the counter wants it
+        w_idx, b_idx = _train_cpu.counter_indices(sizes)
         packed = (
             np.ascontiguousarray(thetas[:, w_idx]).ravel(),
             np.ascontiguousarray(thetas[:, b_idx]).ravel(),
@@ -379,15 +376,19 @@ def train_batch(nets, target, config=None, seeds=None):
     return results
 
 
+def resolve_auto_lr(net, target, config):
+    """``(lr, lambda_max)`` that ``lr="auto"`` gives ``net`` on the training points of
+    ``config`` (:func:`pieces.curvature.auto_lr`)."""
+    from .curvature import auto_lr
+
+    x, _ = training_data(target, config)
+    return auto_lr(net, x)
+
+
 def _train_auto(nets, target, config, seeds):
     """``lr="auto"``: resolve the step of every net at its start, then train the nets
     that share a step together."""
-    from .curvature import auto_lr
-
-    resolved = []
-    for net, s in zip(nets, seeds):
-        x, _ = training_data(target, replace(config, lr=1.0, seed=s))
-        resolved.append(auto_lr(net, x))
+    resolved = [resolve_auto_lr(net, target, replace(config, seed=s)) for net, s in zip(nets, seeds)]
     out = [None] * len(nets)
     for lr in sorted({lr for lr, _ in resolved}):
         idx = [i for i, (v, _) in enumerate(resolved) if v == lr]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import warnings
 
 import numpy as np
@@ -63,12 +62,12 @@ def fmt_ci(v, lo, hi):
 
 
 def _precision_bits(p):
-    p = str(p)
-    named = {"fp64": 53, "fp32": 24, "fp16": 11, "bf16": 8}
-    if p in named:
-        return named[p]
-    m = re.fullmatch(r"p(\d+)", p)
-    return int(m.group(1)) if m else None
+    from pieces.precision import parse_precision
+
+    try:
+        return parse_precision(str(p)).bits
+    except ValueError:
+        return None
 
 
 def _delta_label(d, precision=None):

@@ -275,10 +275,8 @@ def _approximation_section(data, found):
 
 
 def _reproduce(meta):
-    settings = meta.get("settings", {})
-    lines = []
-    for k, v in settings.items():
-        lines.append(f"{k} = {_toml(v)}")
+    from pieces.study.schema import to_toml
+
     out = str(meta.get("out", "RUN_DIR"))
     exps = meta.get("experiments", [])
     cmd = "pieces study --config settings.toml --out " + out
@@ -286,23 +284,7 @@ def _reproduce(meta):
         cmd += " --experiments " + ",".join(exps)
     if meta.get("device", "cpu") != "cpu":
         cmd += f" --device {meta.get('device')}"
-    return {"command": cmd, "toml": "\n".join(lines), "commit": str(meta.get("git_commit") or "unknown")}
-
-
-def _toml(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
-    if v is None:
-        return '""'
-    return json.dumps(str(v))
+    return {"command": cmd, "toml": to_toml(meta.get("settings", {})), "commit": str(meta.get("git_commit") or "unknown")}
 
 
 def _settings_rows(meta):

@@ -102,7 +102,7 @@ def run_on_dask(todo, finish, jobs, scheduler=None, scheduler_file=None, info=No
     """
     from distributed import wait
 
-    from .runner import _short
+    from .grid import short_id as _short
 
     if scheduler_file is not None and not os.path.isfile(scheduler_file):
         raise DaskError(f"scheduler file not found: {scheduler_file}")

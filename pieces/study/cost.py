@@ -20,7 +20,6 @@ Examples
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from pathlib import Path
 
@@ -64,17 +63,13 @@ def work(task):
     raise ValueError(f"unknown experiment {exp!r}")
 
 
-def _short(task_id):
-    return hashlib.sha1(task_id.encode()).hexdigest()[:16]
-
-
 def calibrate(run_dir):
     """Cost constants ``{kind: seconds per work unit}`` from a run dir's timings."""
-    from .grid import make_tasks
+    from .grid import make_tasks, short_id
 
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / "meta.json").read_text())
-    tasks = {_short(t["id"]): t for t in make_tasks(meta["settings"], meta["experiments"])}
+    tasks = {short_id(t["id"]): t for t in make_tasks(meta["settings"], meta["experiments"])}
     ratios = {}
     with open(run_dir / "timings.csv", newline="") as fh:
         for row in csv.DictReader(fh):

@@ -6,9 +6,10 @@ re-run finds the tasks it has finished.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
-__all__ = ["EXPERIMENTS", "SIZES", "default_settings", "make_tasks", "task_id"]
+__all__ = ["EXPERIMENTS", "SIZES", "default_settings", "make_tasks", "task_id", "short_id"]
 
 EXPERIMENTS = ("growth", "constructions", "perturbation", "assumptions", "backprop", "precision")
 SIZES = ("quick", "default", "full")
@@ -130,6 +131,11 @@ def _construction_tasks(exp, s, depths, deltas, precision, seeds, train):
 def task_id(task):
     fields = {k: v for k, v in task.items() if k != "id"}
     return json.dumps(fields, sort_keys=True, separators=(",", ":"))
+
+
+def short_id(task_id):
+    """The 16-hex-digit id of a task in ``results.csv``, ``done.txt`` and dask keys."""
+    return hashlib.sha1(task_id.encode()).hexdigest()[:16]
 
 
 def _with_id(task):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import csv
-import hashlib
 import io
 import json
 import multiprocessing
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from .._io import atomic_write
 from .grid import make_tasks
+from .grid import short_id as _short
 from .rundir import RunDirError, RunLock, check_done_have_rows, read_done, read_results
 from .schema import SettingsError, validate_settings
 from .tasks import COLUMNS, run_task
@@ -46,10 +46,6 @@ class StudyError(ValueError):
 def atomic_write_text(path, text):
     """Write ``text`` to ``path`` through a temp file and a rename."""
     atomic_write(path, text)
-
-
-def _short(task_id):
-    return hashlib.sha1(task_id.encode()).hexdigest()[:16]
 
 
 def _rows_text(rows, header=False):
@@ -112,8 +108,8 @@ def _prepare(run_dir):
 
 
 def _check_meta(meta_path, settings, device, done):
-    """``(previous wall time, old meta)``; a resumed run must have the same settings and
-    device as the one that started it (one run dir, one grid)."""
+    """The previous wall time of the run dir; a resumed run must have the same settings
+    and device as the one that started it (one run dir, one grid)."""
     if not meta_path.exists():
         return 0.0
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import config
@@ -11,7 +13,7 @@ from ..net import ReLUNet
 from ..perturb import backprop_error, gd_step
 from ..pwl import max_input_derivative, sup_error_square
 from ..targets import resolve_target
-from ..train import TrainConfig, net_to_theta, train, train_batch, training_data
+from ..train import TrainConfig, net_to_theta, resolve_auto_lr, train, train_batch
 
 __all__ = ["COLUMNS", "run_task"]
 
@@ -94,10 +96,7 @@ def _snapshots(net, target, train_cfg, fractions, seed):
     resolved at the start, so that the run's segments are the run)."""
     cfg = TrainConfig(**train_cfg, seed=seed)
     if isinstance(cfg.lr, str):
-        from ..curvature import auto_lr
-
-        x, _ = training_data(target, TrainConfig(**{**train_cfg, "lr": 1.0}, seed=seed))
-        cfg = TrainConfig(**{**train_cfg, "lr": auto_lr(net, x)[0]}, seed=seed)
+        cfg = replace(cfg, lr=resolve_auto_lr(net, target, cfg)[0])
     out, done, cur = [], 0, net
     for f in sorted(fractions):
         k = int(round(f * cfg.steps))

@@ -201,6 +201,31 @@ def bench_memory():
            "< 1024 MiB", after < 1024)
 
 
+def bench_certified():
+    """method="certified" (issue 16) beside "exact", in one run: the float64 stage's
+    time, and how often it leaves a net undecided (then the rational count runs)."""
+    from pieces import _certified_cpu, _count_cpu
+
+    numba.set_num_threads(1)
+
+    def stage(net, iv):
+        wt, bf, sizes, *_ = _count_cpu.pack([net])
+        return _certified_cpu.count_one(wt, bf, sizes, *iv, 64)
+
+    stage(sawtooth(3), (0.0, 1.0))
+    cases = [("sawtooth(20) on [0,1]", sawtooth(20), (0.0, 1.0), 3),
+             ("He w=32 L=16 on [-3,3]", ReLUNet.random([32] * 16, init="he", seed=0), (-3.0, 3.0), 20),
+             ("w=64 L=8 on R", ReLUNet.random([64] * 8, seed=0), (-np.inf, np.inf), 10)]
+    for name, net, iv, r in cases:
+        t_exact = best_of(lambda: count_pieces(net, iv), repeat=r)
+        t_cert = best_of(lambda: stage(net, iv), repeat=r)
+        report(f"certified float64 stage vs exact: {name}", f"{t_cert * 1e3:.1f} / {t_exact * 1e3:.1f} ms = "
+               f"{t_cert / t_exact:.2f}x", "<= 1.3x", t_cert / t_exact <= 1.3)
+    for w, L, iv in [(32, 16, (-3.0, 3.0)), (64, 8, (-np.inf, np.inf)), (64, 16, (-3.0, 3.0))]:
+        undecided = sum(stage(ReLUNet.random([w] * L, init="he", seed=s), iv)[3] for s in range(20))
+        print(f"      He w={w} L={L} on {iv}: {undecided} of 20 nets undecided in float64 (counted in rationals)")
+
+
 def main():
     print(f"relu-pieces counting benchmarks; numba {numba.__version__}, "
           f"{numba.config.NUMBA_NUM_THREADS} threads available")
@@ -209,6 +234,7 @@ def main():
     bench_throughput()
     bench_batch_scaling()
     bench_memory()
+    bench_certified()
 
 
 if __name__ == "__main__":

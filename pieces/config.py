@@ -55,7 +55,7 @@ BIAS_STD = 0.1
 INITS = ("he", "glorot", "uniform")
 
 #: Names accepted by ``count_pieces(method=...)``.
-METHODS = ("exact", "rational", "grid")
+METHODS = ("exact", "certified", "rational", "grid")
 
 #: Devices accepted by ``count_pieces_batch(device=...)``, ``TrainConfig(device=...)``
 #: and ``pieces study --device``. ``"cuda"`` without a GPU is an error; ``"auto"`` takes

@@ -1,0 +1,596 @@
+"""Numba CPU kernels of the certified piece counter: every decision proved in float64.
+
+The sweep is the exact counter's (``_count_cpu``): layer by layer, each segment's
+preactivations are affine in x and split it where they cross zero. Here every float64
+quantity carries a rigorous bound on its distance to the exact value that the same
+algorithm computes in rational arithmetic (``_rational``), and every decision is taken
+only when the bound proves it:
+
+- the sign of a preactivation at a segment end (which also says whether a crossing lies
+  strictly inside: exactly when the signs at both ends are strictly opposite);
+- whether two crossings are one point;
+- whether neighbouring output slopes are equal.
+
+Bounds: a sum of n products computed in float64 is within ``gamma_{n+1} * sum |w| |a|``
+of the exact sum of the same floats (Higham, Thm 3.1); the inputs' own errors pass
+through ``|W|``. So a neuron's slope A and intercept B carry bounds ``eA``, ``eB``, and
+its value at an end x (error ``ex``) is within ``eA |x| + eB + (|s| + eA) ex`` plus the
+rounding of ``s*x + t``. A crossing ``c = -t/s`` is within ``(eA |c| + eB)/(|s| - eA)``
+plus its rounding. Where the bounds are zero (dyadic constructions: every term a
+multiple of 2**q and every partial sum below 2**(q + 53), checked per segment from the
+grains of weights and values), decisions are exact: the sign of ``s*x + t`` by Dekker's
+product and a Shewchuk expansion, equality of crossings and of slopes by ``==``.
+
+When a bound cannot decide, the kernel returns status 1 and the caller counts the net
+in rational arithmetic (``count.py``). Bounds grow with depth as ``(sum |W||a| / |W a|)``
+per layer, so deep wide nets are undecided more often (see ``benchmarks/bench_count.py``).
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["sweep", "merge_pieces", "count_one", "count_batch", "exact_sign", "AMBIGUOUS", "new_workspace"]
+
+
+# ---------------------------------------------------------------- certified decisions
+#: unit roundoff of float64
+_U = 2.0**-53
+#: every computed bound is multiplied by this, which covers the rounding of the bound's
+#: own arithmetic (at most ~2**-43 for the widths a net can have)
+_INFLATE = 1.0 + 2.0**-40
+#: added to the rounding terms of inexact sums: covers products that fall into the
+#: subnormal range, where rounding errors are absolute (2**-1075) not relative
+_TINY = 2.0**-900
+#: exact sign tests (two_prod) are valid for factors in [2**-450, 2**450]
+_SAFE_LO = 2.0**-450
+_SAFE_HI = 2.0**450
+#: the value a sign test returns when its bound cannot decide
+AMBIGUOUS = 2
+#: a layer's nonzero weights must exceed this for its bounds to be valid (see _TINY)
+_WMIN = 2.0**-100
+_NOGRAIN = 1 << 40
+
+
+@njit(cache=True, inline="always")
+def _two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@njit(cache=True, inline="always")
+def _split(a):
+    c = 134217729.0 * a  # 2**27 + 1 (Veltkamp)
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+@njit(cache=True, inline="always")
+def _two_prod(a, b):
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@njit(cache=True, inline="always")
+def _safe(v):
+    av = abs(v)
+    return v == 0.0 or (av > _SAFE_LO and av < _SAFE_HI)
+
+
+@njit(cache=True, inline="always")
+def _sign(v):
+    return 1 if v > 0.0 else (-1 if v < 0.0 else 0)
+
+
+@njit(cache=True)
+def exact_sign(s, x, t):
+    """The sign of ``s*x + t`` in exact arithmetic (-1, 0, 1), or AMBIGUOUS where the
+    magnitudes leave the range in which the error-free transformations are exact.
+
+    ``s*x = p + e`` exactly (Dekker), ``p + e + t`` is grown into a nonoverlapping
+    expansion (Shewchuk), whose largest nonzero component has the sum's sign.
+    """
+    if s == 0.0 or x == 0.0:
+        return _sign(t)
+    if not (_safe(s) and _safe(x) and _safe(t)):
+        return AMBIGUOUS
+    p, e = _two_prod(s, x)
+    if not _safe(p):
+        return AMBIGUOUS
+    s1, e1 = _two_sum(p, e)
+    q, h0 = _two_sum(t, e1)
+    q, h1 = _two_sum(q, s1)
+    if q != 0.0:
+        return _sign(q)
+    if h1 != 0.0:
+        return _sign(h1)
+    return _sign(h0)
+
+
+@njit(cache=True, inline="always")
+def _end_sign(s, t, ea, eb, x, ex):
+    """Sign of the exact preactivation ``s_e*x_e + t_e`` at a segment end (-1, 0, 1),
+    or AMBIGUOUS.
+
+    ``s, t`` are the float slope and intercept with ``|s - s_e| <= ea`` and
+    ``|t - t_e| <= eb``; ``x`` is the float end with ``|x - x_e| <= ex``, or ``±inf``.
+    """
+    if math.isinf(x):
+        if s == 0.0 and ea == 0.0:
+            if eb == 0.0:
+                return _sign(t)
+            return _sign(t) if abs(t) > eb * _INFLATE else AMBIGUOUS
+        if abs(s) > ea * _INFLATE:
+            return _sign(s) if x > 0.0 else -_sign(s)
+        return AMBIGUOUS
+    p = s * x + t
+    rnd = 4.0 * _U * (abs(s * x) + abs(t)) + _TINY
+    if ea == 0.0 and eb == 0.0 and ex == 0.0:
+        if abs(p) > rnd * _INFLATE:  # only the two roundings of p: a fast filter
+            return _sign(p)
+        return exact_sign(s, x, t)
+    bound = (ea * abs(x) + eb + (abs(s) + ea) * ex + rnd) * _INFLATE
+    if p > bound:
+        return 1
+    if p < -bound:
+        return -1
+    return AMBIGUOUS
+
+
+@njit(cache=True, inline="always")
+def _grain(v):
+    """log2 of the lowest set bit of the nonzero float ``v``."""
+    m, e = math.frexp(abs(v))
+    mi = np.int64(m * 9007199254740992.0)  # the 53-bit significand, an integer
+    low = mi & -mi
+    return e - 53 + math.frexp(float(low))[1] - 1
+
+
+@njit(cache=True)
+def new_workspace(capacity, wmax):
+    """Buffers of the sweep, reused across the nets of a batch.
+
+    Two segment sets, each: the ends and their error bounds; per segment the grains of
+    A and B and whether every slope is exactly 0; per segment and neuron A, B and the
+    error bounds of A and B. Then the output's slope, its error bound and intercept
+    per segment, and per-neuron scratch.
+    """
+    capacity = max(capacity, 1)
+    wmax = max(wmax, 1)
+    return (
+        np.empty(capacity + 1), np.empty(capacity + 1),
+        np.empty(capacity, np.int64), np.empty(capacity, np.int64), np.empty(capacity, np.bool_),
+        np.empty((capacity, wmax)), np.empty((capacity, wmax)),
+        np.empty((capacity, wmax)), np.empty((capacity, wmax)),
+        np.empty(capacity + 1), np.empty(capacity + 1),
+        np.empty(capacity, np.int64), np.empty(capacity, np.int64), np.empty(capacity, np.bool_),
+        np.empty((capacity, wmax)), np.empty((capacity, wmax)),
+        np.empty((capacity, wmax)), np.empty((capacity, wmax)),
+        np.empty(capacity), np.empty(capacity), np.empty(capacity),
+        np.empty((8, wmax)), np.empty((4, wmax), np.int64),
+    )
+
+
+@njit(cache=True)
+def _grow2(n_keep, grown, arr):
+    o = np.empty((grown, arr.shape[1]))
+    o[:n_keep] = arr[:n_keep]
+    return o
+
+
+@njit(cache=True)
+def _grow(n_keep, grown, xs, ex, gA, gB, F, A, B, EA, EB):
+    out_x = np.empty(grown + 1)
+    out_x[:n_keep] = xs[:n_keep]
+    out_ex = np.empty(grown + 1)
+    out_ex[:n_keep] = ex[:n_keep]
+    out_gA = np.empty(grown, np.int64)
+    out_gA[:n_keep] = gA[:n_keep]
+    out_gB = np.empty(grown, np.int64)
+    out_gB[:n_keep] = gB[:n_keep]
+    out_F = np.empty(grown, np.bool_)
+    out_F[:n_keep] = F[:n_keep]
+    return (out_x, out_ex, out_gA, out_gB, out_F, _grow2(n_keep, grown, A), _grow2(n_keep, grown, B),
+            _grow2(n_keep, grown, EA), _grow2(n_keep, grown, EB))
+
+
+@njit(cache=True)
+def _layer_grains(W, bias):
+    """``(gW, gb)``: the lowest set bit (log2) over the nonzero weights and biases."""
+    gW = _NOGRAIN
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            if W[i, j] != 0.0:
+                g = _grain(W[i, j])
+                if g < gW:
+                    gW = g
+    gb = _NOGRAIN
+    for j in range(bias.size):
+        if bias[j] != 0.0:
+            g = _grain(bias[j])
+            if g < gb:
+                gb = g
+    return gW, gb
+
+
+@njit(cache=True, inline="always")
+def _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB):
+    """True when every product and partial sum of ``W @ A`` and ``W @ B + b`` is
+    exact: all terms are multiples of 2**q and no partial sum reaches 2**(q + 53)."""
+    okA = True
+    if MA > 0.0:
+        q = gW + ga
+        okA = q >= -1000 and Cw * MA * _INFLATE < math.ldexp(1.0, min(q + 53, 1000))
+    qt = min(gW + gbb, gb)
+    okB = MB == 0.0 and bmax == 0.0
+    if not okB:
+        okB = qt >= -1000 and (Cw * MB + bmax) * _INFLATE < math.ldexp(1.0, min(qt + 53, 1000))
+    return okA and okB
+
+
+@njit(cache=True)
+def enumerate_segments(wt, bf, sizes, a, b, capacity):
+    """Partition [a, b] into activation regions and give f's slope on each.
+
+    Returns ``(xs, slope, intercept, new, status)``: ``xs`` the ``n+1`` segment ends,
+    per segment the output's slope and intercept and whether it starts a new affine
+    piece, and ``status`` 0, or 1 where a decision could not be certified (then the
+    other arrays are empty and the net must be counted exactly; see ``count.py``).
+    """
+    ws = new_workspace(capacity, sizes.max())
+    nseg, ws, status = sweep(wt, bf, sizes, a, b, ws)
+    if status != 0:
+        z = np.empty(0)
+        return z, z, z, np.empty(0, np.bool_), status
+    new, status = merge_pieces(ws[18][:nseg], ws[19][:nseg])
+    if status != 0:
+        z = np.empty(0)
+        return z, z, z, np.empty(0, np.bool_), status
+    return ws[0][: nseg + 1].copy(), ws[18][:nseg].copy(), ws[20][:nseg].copy(), new, 0
+
+
+@njit(cache=True)
+def sweep(wt, bf, sizes, a, b, ws):
+    """The certified layer-by-layer sweep of one packed net, in the buffers ``ws``.
+
+    Returns ``(nseg, ws, status)``; buffers that had to grow are replaced in the
+    returned workspace, whose ``ws[0][:nseg+1]`` holds the segment ends and
+    ``ws[18:21]`` the output's slope, its error bound and intercept per segment.
+    ``status`` is 1 (and ``nseg`` 0) when some decision could not be certified.
+    """
+    n_layers = sizes.size - 1
+    wmax = sizes.max()
+    if ws[5].shape[1] < wmax:
+        ws = new_workspace(ws[5].shape[0], wmax)
+    (xs, ex, gA, gB, F, A, B, EA, EB, nxs, nex, ngA, ngB, nF, nA, nB, nEA, nEB,
+     slope, serr, intercept, scr, iscr) = ws
+    s = scr[0]
+    t = scr[1]
+    ea = scr[2]
+    eb = scr[3]
+    cx = scr[4]
+    ce = scr[5]
+    bx = scr[6]
+    be = scr[7]
+    cj = iscr[0]
+    jb = iscr[1]
+    up = iscr[2]
+    act0 = iscr[3]
+    cap_new = nA.shape[0]
+    nseg = 1
+    xs[0] = a
+    xs[1] = b
+    ex[0] = 0.0
+    ex[1] = 0.0
+    gA[0] = 0
+    gB[0] = _NOGRAIN
+    F[0] = False
+    A[0, 0] = 1.0
+    B[0, 0] = 0.0
+    EA[0, 0] = 0.0
+    EB[0, 0] = 0.0
+    w_off = 0
+    b_off = 0
+    for layer in range(n_layers):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        last = layer == n_layers - 1
+        Wt = wt[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
+        bias = bf[b_off : b_off + n_out]
+        Cw = 0.0
+        bmax = 0.0
+        for j in range(n_out):
+            cs = 0.0
+            for i in range(n_in):
+                aw = abs(Wt[i, j])
+                if aw != 0.0 and (aw < _WMIN or aw > _SAFE_HI):
+                    return 0, ws, 1  # outside the range in which the bounds hold
+                cs += aw
+            if cs > Cw:
+                Cw = cs
+            ab = abs(bias[j])
+            if ab > _SAFE_HI:
+                return 0, ws, 1
+            if ab > bmax:
+                bmax = ab
+        have_grains = False
+        gW = -_NOGRAIN
+        gb = -_NOGRAIN
+        g0 = (n_in + 2) * _U * 1.001  # gamma_{n_in + 1}, rounded up
+        n_new = 0
+        if not last and cap_new < 2 * nseg:  # a layer at most ~doubles the segments
+            cap_new = 2 * nseg
+            nxs = np.empty(cap_new + 1)
+            nex = np.empty(cap_new + 1)
+            ngA = np.empty(cap_new, np.int64)
+            ngB = np.empty(cap_new, np.int64)
+            nF = np.empty(cap_new, np.bool_)
+            nA = np.empty((cap_new, nA.shape[1]))
+            nB = np.empty((cap_new, nB.shape[1]))
+            nEA = np.empty((cap_new, nEA.shape[1]))
+            nEB = np.empty((cap_new, nEB.shape[1]))
+        if last and slope.size < nseg:
+            slope = np.empty(nseg)
+            serr = np.empty(nseg)
+            intercept = np.empty(nseg)
+        for k in range(nseg):
+            lo = xs[k]
+            hi = xs[k + 1]
+            elo = ex[k]
+            ehi = ex[k + 1]
+            flat = F[k]
+            # a segment whose inputs are exact, and whose sums are certified exact
+            # by their grains, is computed with zero error bounds
+            exact_in = True
+            for i in range(n_in):
+                if EA[k, i] != 0.0 or EB[k, i] != 0.0:
+                    exact_in = False
+                    break
+            g = g0
+            if exact_in:
+                MA = 0.0
+                MB = 0.0
+                ga = _NOGRAIN
+                gbb = _NOGRAIN
+                for i in range(n_in):
+                    ai = A[k, i]
+                    bi = B[k, i]
+                    if ai != 0.0:
+                        MA = max(MA, abs(ai))
+                        ga = min(ga, _grain(ai))
+                    if bi != 0.0:
+                        MB = max(MB, abs(bi))
+                        gbb = min(gbb, _grain(bi))
+                if not have_grains:
+                    gW, gb = _layer_grains(Wt, bias)
+                    have_grains = True
+                if _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB):
+                    g = 0.0
+            for j in range(n_out):
+                s[j] = 0.0
+                t[j] = bias[j]
+                ea[j] = 0.0
+                eb[j] = 0.0
+            for i in range(n_in):
+                ai = A[k, i]
+                bi = B[k, i]
+                if ai == 0.0 and bi == 0.0:
+                    continue  # inactive input neuron: adds nothing
+                if g == 0.0:
+                    for j in range(n_out):
+                        wij = Wt[i, j]
+                        s[j] += wij * ai
+                        t[j] += wij * bi
+                else:
+                    # |fl(sum) - sum| <= gamma * sum |w_ij| |a_i|, and the inputs'
+                    # own errors pass through |W|
+                    qa = EA[k, i] + g * (abs(ai) + _TINY)
+                    qb = EB[k, i] + g * (abs(bi) + _TINY)
+                    for j in range(n_out):
+                        wij = Wt[i, j]
+                        s[j] += wij * ai
+                        t[j] += wij * bi
+                        aw = abs(wij)
+                        ea[j] += aw * qa
+                        eb[j] += aw * qb
+            if g != 0.0:
+                for j in range(n_out):
+                    if ea[j] != 0.0 or eb[j] != 0.0:  # some term was not zero: sums rounded
+                        ea[j] = 0.0 if flat else ea[j] * _INFLATE
+                        eb[j] = (eb[j] + g * abs(bias[j])) * _INFLATE
+            if last:
+                slope[k] = s[0]
+                intercept[k] = t[0]
+                serr[k] = ea[0]
+                continue
+            # the signs at both ends decide everything: a crossing lies strictly
+            # inside exactly when they are strictly opposite
+            m = 0
+            for j in range(n_out):
+                sj = s[j]
+                tj = t[j]
+                sl = _end_sign(sj, tj, ea[j], eb[j], lo, elo)
+                sh = _end_sign(sj, tj, ea[j], eb[j], hi, ehi)
+                if sl == AMBIGUOUS or sh == AMBIGUOUS:
+                    return 0, ws, 1
+                jb[j] = 0
+                if sl * sh < 0:
+                    c = -tj / sj
+                    ac = abs(c)
+                    if ea[j] == 0.0 and eb[j] == 0.0:
+                        r = exact_sign(sj, c, tj)
+                        if r == AMBIGUOUS:
+                            return 0, ws, 1
+                        ec = 0.0 if r == 0 else max(2.0 * _U * ac, 5e-324) * _INFLATE
+                    else:
+                        # s*c_e + t = (s - s_e)*c_e + (t - t_e) at the exact crossing
+                        ec = ((ea[j] * ac + eb[j]) / (abs(sj) - ea[j]) + 2.0 * _U * ac + 5e-324) * _INFLATE
+                    if c < lo:
+                        c = lo
+                        ec = max(ec, elo)
+                    elif c > hi:
+                        c = hi
+                        ec = max(ec, ehi)
+                    q = m
+                    while q > 0 and cx[q - 1] > c:
+                        cx[q] = cx[q - 1]
+                        ce[q] = ce[q - 1]
+                        cj[q] = cj[q - 1]
+                        q -= 1
+                    cx[q] = c
+                    ce[q] = ec
+                    cj[q] = j
+                    m += 1
+                    up[j] = 1 if sh > 0 else 0
+                else:
+                    act0[j] = 1 if (sl > 0 or sh > 0) else 0
+            # crossings at one point are one boundary; the float order is the exact
+            # order once every neighbouring pair is certified apart
+            nb = 0
+            for q in range(m):
+                c = cx[q]
+                ec = ce[q]
+                same = False
+                if nb > 0:
+                    pc = bx[nb - 1]
+                    pe = be[nb - 1]
+                    if ec == 0.0 and pe == 0.0:
+                        same = c == pc
+                    elif not (c - pc > (ec + pe) * _INFLATE):
+                        return 0, ws, 1
+                if not same:
+                    bx[nb] = c
+                    be[nb] = ec
+                    nb += 1
+                jb[cj[q]] = nb  # neuron changes sign at boundary nb (1-based)
+            if n_new + nb + 1 > cap_new:
+                grown = 2 * cap_new
+                while n_new + nb + 1 > grown:
+                    grown *= 2
+                nxs, nex, ngA, ngB, nF, nA, nB, nEA, nEB = _grow(n_new, grown, nxs, nex, ngA, ngB, nF, nA, nB, nEA, nEB)
+                cap_new = grown
+            cga = gA[k] + gW if have_grains else -_NOGRAIN
+            cgb = min(gB[k] + gW, gb) if have_grains else -_NOGRAIN
+            for q in range(nb + 1):
+                nxs[n_new] = lo if q == 0 else bx[q - 1]
+                nex[n_new] = elo if q == 0 else be[q - 1]
+                ngA[n_new] = cga
+                ngB[n_new] = cgb
+                any_on = False
+                for j in range(n_out):
+                    if jb[j] > 0:
+                        active = (up[j] == 1) == (q >= jb[j])
+                    else:
+                        active = act0[j] == 1
+                    if active:
+                        any_on = True
+                        nA[n_new, j] = s[j]
+                        nB[n_new, j] = t[j]
+                        nEA[n_new, j] = ea[j]
+                        nEB[n_new, j] = eb[j]
+                    else:
+                        nA[n_new, j] = 0.0
+                        nB[n_new, j] = 0.0
+                        nEA[n_new, j] = 0.0
+                        nEB[n_new, j] = 0.0
+                nF[n_new] = flat or not any_on  # every slope exactly 0 from here on
+                n_new += 1
+        if last:
+            break
+        nxs[n_new] = b
+        nex[n_new] = 0.0
+        xs, nxs = nxs, xs
+        ex, nex = nex, ex
+        gA, ngA = ngA, gA
+        gB, ngB = ngB, gB
+        F, nF = nF, F
+        A, nA = nA, A
+        B, nB = nB, B
+        EA, nEA = nEA, EA
+        EB, nEB = nEB, EB
+        cap_new = nA.shape[0]
+        nseg = n_new
+        w_off += n_in * n_out
+        b_off += n_out
+    return nseg, (xs, ex, gA, gB, F, A, B, EA, EB, nxs, nex, ngA, ngB, nF, nA, nB, nEA, nEB,
+                  slope, serr, intercept, scr, iscr), 0
+
+
+@njit(cache=True)
+def merge_pieces(slope, serr):
+    """``(new, status)``: ``new[k]`` is True where segment k starts a new affine piece.
+
+    Neighbouring slopes are equal when both are exact and equal, different when they
+    differ by more than their error bounds; otherwise ``status`` is 1 (undecided).
+    """
+    n = slope.size
+    new = np.zeros(n, np.bool_)
+    if n > 0:
+        new[0] = True
+    for k in range(1, n):
+        d = abs(slope[k] - slope[k - 1])
+        err = serr[k] + serr[k - 1]
+        if err == 0.0:
+            new[k] = d != 0.0
+        elif d > err * _INFLATE:
+            new[k] = True
+        else:
+            return new, 1
+    return new, 0
+
+
+@njit(cache=True)
+def count_one(wt, bf, sizes, a, b, capacity):
+    """``(pieces, regions, breakpoints, status)`` of one packed net; ``status`` 1 means
+    undecided (the counts are then 0 and the caller counts the net exactly)."""
+    xs, slope, intercept, new, status = enumerate_segments(wt, bf, sizes, a, b, capacity)
+    if status != 0:
+        return 0, 0, np.empty(0), status
+    pieces = 0
+    for k in range(new.size):
+        if new[k]:
+            pieces += 1
+    bps = np.empty(pieces - 1)
+    q = 0
+    for k in range(1, new.size):
+        if new[k]:
+            bps[q] = xs[k]
+            q += 1
+    return pieces, slope.size, bps, 0
+
+
+@njit(cache=True, parallel=True)
+def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
+    """``(pieces, regions, status)`` of every net of a packed batch (see
+    ``_count_cpu.count_batch``); ``status[i]`` is 1 where net i is undecided (its
+    counts are then 0 and the caller counts it exactly)."""
+    n = w_off.size - 1
+    pieces = np.zeros(n, np.int64)
+    regions = np.zeros(n, np.int64)
+    status = np.zeros(n, np.int64)
+    wmax = sizes.max() if sizes.size else 1
+    for r in prange(n_workers):
+        ws = new_workspace(capacity, wmax)
+        for i in range(r, n, n_workers):
+            nseg, ws, st = sweep(
+                wt[w_off[i] : w_off[i + 1]],
+                bf[b_off[i] : b_off[i + 1]],
+                sizes[s_off[i] : s_off[i + 1]],
+                a, b, ws,
+            )
+            if st == 0:
+                new, st = merge_pieces(ws[18][:nseg], ws[19][:nseg])
+            if st != 0:
+                status[i] = st
+                continue
+            p = 0
+            for k in range(nseg):
+                if new[k]:
+                    p += 1
+            pieces[i] = p
+            regions[i] = nseg
+    return pieces, regions, status

@@ -1,0 +1,130 @@
+"""The certified counter equals the rational count at every scale (issue 16)."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pieces import ReLUNet, count_pieces, sawtooth, yarotsky_square
+from pieces import _certified_cpu, _count_cpu
+from strategies import intervals, nets
+
+
+def status(net, interval):
+    wt, bf, sizes, *_ = _count_cpu.pack([net])
+    return int(_certified_cpu.count_one(wt, bf, sizes, *interval, 64)[3])
+
+
+def same(c, r):
+    return (c.pieces, c.regions) == (r.pieces, r.regions)
+
+
+def scaled(net, s):
+    """Biases times s: the net s*f(x/s), whose pieces on s*I are f's on I."""
+    return ReLUNet(net.weights, [s * b for b in net.biases])
+
+
+@settings(max_examples=120)
+@given(net=nets(), interval=intervals, k=st.integers(-40, 40))
+def test_certified_equals_rational_at_every_power_of_two_scale(net, interval, k):
+    s = 2.0**k
+    big = scaled(net, s)
+    iv = (s * interval[0], s * interval[1])
+    c = count_pieces(big, iv, method="certified")
+    r = count_pieces(net, interval, method="rational")
+    assert same(c, r)
+    base = count_pieces(net, interval, method="certified")
+    assert same(base, r)
+    # power-of-two scaling is exact in float64: the breakpoints scale exactly
+    np.testing.assert_array_equal(c.breakpoints, s * base.breakpoints)
+
+
+@settings(max_examples=60)
+@given(net=nets(max_depth=4, max_width=8), interval=intervals)
+def test_scaled_rational_counts_agree(net, interval):
+    """The oracle itself on a scaled net (exact arithmetic: no scale can matter)."""
+    s = 2.0**-37
+    r = count_pieces(net, interval, method="rational")
+    rs = count_pieces(scaled(net, s), (s * interval[0], s * interval[1]), method="rational")
+    assert same(r, rs)
+
+
+def test_he_nets_on_a_wide_interval():
+    """Issue 16's first case: He nets on [-1e9, 1e9]. The tolerance counter ("exact")
+    merges real breakpoints on many of them; the certified one never differs."""
+    wrong_exact = wrong_certified = undecided = 0
+    for seed in range(40):
+        net = ReLUNet.random([8] * 4, init="he", seed=seed)
+        iv = (-1e9, 1e9)
+        r = count_pieces(net, iv, method="rational")
+        wrong_exact += not same(count_pieces(net, iv, method="exact"), r)
+        wrong_certified += not same(count_pieces(net, iv, method="certified"), r)
+        undecided += status(net, iv)
+    assert wrong_certified == 0
+    assert wrong_exact >= 10  # the control: this test sees the tolerance's error
+    assert undecided <= 4
+
+
+def test_tiny_biases_on_unit_intervals():
+    """Issue 16's second case: biases times 1e-9 on intervals of size 1 to 4."""
+    rng = np.random.default_rng(0)
+    wrong_exact = wrong_certified = 0
+    for seed in range(120):
+        net = ReLUNet.random([8] * 3, init="he", seed=seed)
+        net = ReLUNet(net.weights, [1e-9 * b for b in net.biases])
+        a = rng.uniform(-2, 0) * 1e-9
+        iv = (a, a + rng.uniform(1, 4))
+        r = count_pieces(net, iv, method="rational")
+        wrong_exact += not same(count_pieces(net, iv, method="exact"), r)
+        wrong_certified += not same(count_pieces(net, iv, method="certified"), r)
+    assert wrong_certified == 0
+    assert wrong_exact >= 3
+
+
+@pytest.mark.parametrize("interval", [(0.0, 1.0), (-1.0, 2.0), (float("-inf"), float("inf"))])
+def test_constructions_are_decided_exactly_in_float64(interval):
+    for L in (1, 5, 12):
+        for net in (sawtooth(L), yarotsky_square(L)):
+            assert status(net, interval) == 0
+            c = count_pieces(net, interval, method="certified")
+            e = count_pieces(net, interval, method="exact")
+            assert (c.pieces, c.regions) == (e.pieces, e.regions)
+    assert count_pieces(sawtooth(14), (0.0, 1.0), method="certified").pieces == 2**14
+
+
+def test_undecided_nets_fall_back_to_rational():
+    """Two neurons crossing one ulp apart, with inexact values: float64 bounds cannot
+    tell them apart, so the net is counted in rationals (which sees a tiny region)."""
+    base_w, base_b = 0.7, -0.2345678
+    w = np.array([[base_w], [3.7 * base_w]])
+    b = np.array([base_b, 3.7 * base_b])
+    net = ReLUNet([w, [[1.0, 1.0]]], [b, [0.0]])
+    assert status(net, (-1.0, 1.0)) == 1
+    c = count_pieces(net, (-1.0, 1.0), method="certified")
+    assert same(c, count_pieces(net, (-1.0, 1.0), method="rational"))
+    assert c.method == "certified"
+
+
+finite = st.floats(-1e30, 1e30, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=300)
+@given(s=finite, x=finite, t=finite)
+def test_exact_sign_is_the_sign_of_the_exact_value(s, x, t):
+    r = _certified_cpu.exact_sign(s, x, t)
+    v = Fraction(s) * Fraction(x) + Fraction(t)
+    if r != _certified_cpu.AMBIGUOUS:
+        assert r == (v > 0) - (v < 0)
+
+
+@settings(max_examples=200)
+@given(m=st.integers(-(2**52), 2**52), e=st.integers(-60, 60), n=st.integers(-(2**52), 2**52))
+def test_exact_sign_on_near_cancellations(m, e, n):
+    """s*x + t with t = -(s*x rounded) +- tiny: the cases where the fast filter fails."""
+    s = float(m) * 2.0**e
+    x = float(n) * 2.0**-e / 3.0
+    t = -(s * x)
+    r = _certified_cpu.exact_sign(s, x, t)
+    v = Fraction(s) * Fraction(x) + Fraction(t)
+    assert r == (v > 0) - (v < 0)

@@ -154,20 +154,17 @@ def _grain(v):
 def new_workspace(capacity, wmax):
     """Buffers of the sweep, reused across the nets of a batch.
 
-    Two segment sets, each: the ends and their error bounds; per segment the grains of
-    A and B and whether every slope is exactly 0; per segment and neuron A, B and the
-    error bounds of A and B. Then the output's slope, its error bound and intercept
+    Two segment sets, each: the ends and their error bounds; per segment whether every
+    slope is exactly 0; per segment and neuron A, B and the error bounds of A and B. Then the output's slope, its error bound and intercept
     per segment, and per-neuron scratch.
     """
     capacity = max(capacity, 1)
     wmax = max(wmax, 1)
     return (
-        np.empty(capacity + 1), np.empty(capacity + 1),
-        np.empty(capacity, np.int64), np.empty(capacity, np.int64), np.empty(capacity, np.bool_),
+        np.empty(capacity + 1), np.empty(capacity + 1), np.empty(capacity, np.bool_),
         np.empty((capacity, wmax)), np.empty((capacity, wmax)),
         np.empty((capacity, wmax)), np.empty((capacity, wmax)),
-        np.empty(capacity + 1), np.empty(capacity + 1),
-        np.empty(capacity, np.int64), np.empty(capacity, np.int64), np.empty(capacity, np.bool_),
+        np.empty(capacity + 1), np.empty(capacity + 1), np.empty(capacity, np.bool_),
         np.empty((capacity, wmax)), np.empty((capacity, wmax)),
         np.empty((capacity, wmax)), np.empty((capacity, wmax)),
         np.empty(capacity), np.empty(capacity), np.empty(capacity),
@@ -183,18 +180,14 @@ def _grow2(n_keep, grown, arr):
 
 
 @njit(cache=True)
-def _grow(n_keep, grown, xs, ex, gA, gB, F, A, B, EA, EB):
+def _grow(n_keep, grown, xs, ex, F, A, B, EA, EB):
     out_x = np.empty(grown + 1)
     out_x[:n_keep] = xs[:n_keep]
     out_ex = np.empty(grown + 1)
     out_ex[:n_keep] = ex[:n_keep]
-    out_gA = np.empty(grown, np.int64)
-    out_gA[:n_keep] = gA[:n_keep]
-    out_gB = np.empty(grown, np.int64)
-    out_gB[:n_keep] = gB[:n_keep]
     out_F = np.empty(grown, np.bool_)
     out_F[:n_keep] = F[:n_keep]
-    return (out_x, out_ex, out_gA, out_gB, out_F, _grow2(n_keep, grown, A), _grow2(n_keep, grown, B),
+    return (out_x, out_ex, out_F, _grow2(n_keep, grown, A), _grow2(n_keep, grown, B),
             _grow2(n_keep, grown, EA), _grow2(n_keep, grown, EB))
 
 
@@ -246,11 +239,11 @@ def enumerate_segments(wt, bf, sizes, a, b, capacity):
     if status != 0:
         z = np.empty(0)
         return z, z, z, np.empty(0, np.bool_), status
-    new, status = merge_pieces(ws[18][:nseg], ws[19][:nseg])
+    new, status = merge_pieces(ws[14][:nseg], ws[15][:nseg])
     if status != 0:
         z = np.empty(0)
         return z, z, z, np.empty(0, np.bool_), status
-    return ws[0][: nseg + 1].copy(), ws[18][:nseg].copy(), ws[20][:nseg].copy(), new, 0
+    return ws[0][: nseg + 1].copy(), ws[14][:nseg].copy(), ws[16][:nseg].copy(), new, 0
 
 
 @njit(cache=True)
@@ -259,14 +252,14 @@ def sweep(wt, bf, sizes, a, b, ws):
 
     Returns ``(nseg, ws, status)``; buffers that had to grow are replaced in the
     returned workspace, whose ``ws[0][:nseg+1]`` holds the segment ends and
-    ``ws[18:21]`` the output's slope, its error bound and intercept per segment.
+    ``ws[14:17]`` the output's slope, its error bound and intercept per segment.
     ``status`` is 1 (and ``nseg`` 0) when some decision could not be certified.
     """
     n_layers = sizes.size - 1
     wmax = sizes.max()
-    if ws[5].shape[1] < wmax:
-        ws = new_workspace(ws[5].shape[0], wmax)
-    (xs, ex, gA, gB, F, A, B, EA, EB, nxs, nex, ngA, ngB, nF, nA, nB, nEA, nEB,
+    if ws[3].shape[1] < wmax:
+        ws = new_workspace(ws[3].shape[0], wmax)
+    (xs, ex, F, A, B, EA, EB, nxs, nex, nF, nA, nB, nEA, nEB,
      slope, serr, intercept, scr, iscr) = ws
     s = scr[0]
     t = scr[1]
@@ -286,8 +279,6 @@ def sweep(wt, bf, sizes, a, b, ws):
     xs[1] = b
     ex[0] = 0.0
     ex[1] = 0.0
-    gA[0] = 0
-    gB[0] = _NOGRAIN
     F[0] = False
     A[0, 0] = 1.0
     B[0, 0] = 0.0
@@ -326,8 +317,6 @@ def sweep(wt, bf, sizes, a, b, ws):
             cap_new = 2 * nseg
             nxs = np.empty(cap_new + 1)
             nex = np.empty(cap_new + 1)
-            ngA = np.empty(cap_new, np.int64)
-            ngB = np.empty(cap_new, np.int64)
             nF = np.empty(cap_new, np.bool_)
             nA = np.empty((cap_new, nA.shape[1]))
             nB = np.empty((cap_new, nB.shape[1]))
@@ -471,15 +460,11 @@ def sweep(wt, bf, sizes, a, b, ws):
                 grown = 2 * cap_new
                 while n_new + nb + 1 > grown:
                     grown *= 2
-                nxs, nex, ngA, ngB, nF, nA, nB, nEA, nEB = _grow(n_new, grown, nxs, nex, ngA, ngB, nF, nA, nB, nEA, nEB)
+                nxs, nex, nF, nA, nB, nEA, nEB = _grow(n_new, grown, nxs, nex, nF, nA, nB, nEA, nEB)
                 cap_new = grown
-            cga = gA[k] + gW if have_grains else -_NOGRAIN
-            cgb = min(gB[k] + gW, gb) if have_grains else -_NOGRAIN
             for q in range(nb + 1):
                 nxs[n_new] = lo if q == 0 else bx[q - 1]
                 nex[n_new] = elo if q == 0 else be[q - 1]
-                ngA[n_new] = cga
-                ngB[n_new] = cgb
                 any_on = False
                 for j in range(n_out):
                     if jb[j] > 0:
@@ -505,8 +490,6 @@ def sweep(wt, bf, sizes, a, b, ws):
         nex[n_new] = 0.0
         xs, nxs = nxs, xs
         ex, nex = nex, ex
-        gA, ngA = ngA, gA
-        gB, ngB = ngB, gB
         F, nF = nF, F
         A, nA = nA, A
         B, nB = nB, B
@@ -516,7 +499,7 @@ def sweep(wt, bf, sizes, a, b, ws):
         nseg = n_new
         w_off += n_in * n_out
         b_off += n_out
-    return nseg, (xs, ex, gA, gB, F, A, B, EA, EB, nxs, nex, ngA, ngB, nF, nA, nB, nEA, nEB,
+    return nseg, (xs, ex, F, A, B, EA, EB, nxs, nex, nF, nA, nB, nEA, nEB,
                   slope, serr, intercept, scr, iscr), 0
 
 
@@ -583,7 +566,7 @@ def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
                 a, b, ws,
             )
             if st == 0:
-                new, st = merge_pieces(ws[18][:nseg], ws[19][:nseg])
+                new, st = merge_pieces(ws[14][:nseg], ws[15][:nseg])
             if st != 0:
                 status[i] = st
                 continue

@@ -29,9 +29,9 @@ per layer, so deep wide nets are undecided more often (see ``benchmarks/bench_co
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-__all__ = ["sweep", "merge_pieces", "count_one", "count_batch", "exact_sign", "AMBIGUOUS", "new_workspace"]
+__all__ = ["sweep", "merge_pieces", "count_one", "exact_sign", "AMBIGUOUS", "new_workspace"]
 
 
 # ---------------------------------------------------------------- certified decisions
@@ -544,36 +544,3 @@ def count_one(wt, bf, sizes, a, b, capacity):
             bps[q] = xs[k]
             q += 1
     return pieces, slope.size, bps, 0
-
-
-@njit(cache=True, parallel=True)
-def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
-    """``(pieces, regions, status)`` of every net of a packed batch (see
-    ``_count_cpu.count_batch``); ``status[i]`` is 1 where net i is undecided (its
-    counts are then 0 and the caller counts it exactly)."""
-    n = w_off.size - 1
-    pieces = np.zeros(n, np.int64)
-    regions = np.zeros(n, np.int64)
-    status = np.zeros(n, np.int64)
-    wmax = sizes.max() if sizes.size else 1
-    for r in prange(n_workers):
-        ws = new_workspace(capacity, wmax)
-        for i in range(r, n, n_workers):
-            nseg, ws, st = sweep(
-                wt[w_off[i] : w_off[i + 1]],
-                bf[b_off[i] : b_off[i + 1]],
-                sizes[s_off[i] : s_off[i + 1]],
-                a, b, ws,
-            )
-            if st == 0:
-                new, st = merge_pieces(ws[14][:nseg], ws[15][:nseg])
-            if st != 0:
-                status[i] = st
-                continue
-            p = 0
-            for k in range(nseg):
-                if new[k]:
-                    p += 1
-            pieces[i] = p
-            regions[i] = nseg
-    return pieces, regions, status

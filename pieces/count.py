@@ -135,10 +135,8 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
         p, r, bps, status = _certified_cpu.count_one(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
         if status == 0:
             return PieceCount(int(p), int(r), bps, "certified")
-        from ._rational import count_rational
-
-        p, r, bps = count_rational(net, a, b)
-        return PieceCount(p, r, np.array([float(x) for x in bps], dtype=np.float64), "certified")
+        exact = count_pieces(net, (a, b), method="rational")  # undecided in float64
+        return PieceCount(exact.pieces, exact.regions, exact.breakpoints, "certified")
     if method == "rational":
         from ._rational import count_rational
 

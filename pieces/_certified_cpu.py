@@ -21,9 +21,10 @@ multiple of 2**q and every partial sum below 2**(q + 53), checked per segment fr
 grains of weights and values), decisions are exact: the sign of ``s*x + t`` by Dekker's
 product and a Shewchuk expansion, equality of crossings and of slopes by ``==``.
 
-When a bound cannot decide, the kernel returns status 1 and the caller counts the net
-in rational arithmetic (``count.py``). Bounds grow with depth as ``(sum |W||a| / |W a|)``
-per layer, so deep wide nets are undecided more often (see ``benchmarks/bench_count.py``).
+When a bound cannot decide, the kernel returns status 1 and the caller sweeps the net
+again in double-double (``_certified_dd``), then in rationals (``count.py``). Bounds
+grow with depth as ``sum |W||a| / |W a|`` per layer, so deep wide nets are undecided in
+float64 more often (see ``benchmarks/bench_count.py``).
 """
 
 import math
@@ -31,7 +32,10 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["sweep", "merge_pieces", "count_one", "exact_sign", "AMBIGUOUS", "new_workspace"]
+from ._count_cpu import breakpoints_of
+
+__all__ = ["sweep", "merge_pieces", "count_one", "exact_sign", "sign_beyond", "AMBIGUOUS",
+           "new_workspace"]
 
 
 # ---------------------------------------------------------------- certified decisions
@@ -133,10 +137,15 @@ def _end_sign(s, t, ea, eb, x, ex):
         if abs(p) > rnd * _INFLATE:  # only the two roundings of p: a fast filter
             return _sign(p)
         return exact_sign(s, x, t)
-    bound = (ea * abs(x) + eb + (abs(s) + ea) * ex + rnd) * _INFLATE
-    if p > bound:
+    return sign_beyond(p, (ea * abs(x) + eb + (abs(s) + ea) * ex + rnd) * _INFLATE)
+
+
+@njit(cache=True, inline="always")
+def sign_beyond(v, bound):
+    """The sign of a value known to lie within ``bound`` of ``v``, or AMBIGUOUS."""
+    if v > bound:
         return 1
-    if p < -bound:
+    if v < -bound:
         return -1
     return AMBIGUOUS
 
@@ -533,14 +542,5 @@ def count_one(wt, bf, sizes, a, b, capacity):
     xs, slope, intercept, new, status = enumerate_segments(wt, bf, sizes, a, b, capacity)
     if status != 0:
         return 0, 0, np.empty(0), status
-    pieces = 0
-    for k in range(new.size):
-        if new[k]:
-            pieces += 1
-    bps = np.empty(pieces - 1)
-    q = 0
-    for k in range(1, new.size):
-        if new[k]:
-            bps[q] = xs[k]
-            q += 1
-    return pieces, slope.size, bps, 0
+    bps = breakpoints_of(new, xs)
+    return bps.size + 1, slope.size, bps, 0

@@ -17,7 +17,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["pack", "pack_subset", "new_workspace", "sweep", "enumerate_segments", "merge_pieces", "count_one", "count_batch"]
+__all__ = ["pack", "pack_subset", "new_workspace", "sweep", "enumerate_segments", "merge_pieces", "count_one", "count_batch",
+           "breakpoints_of"]
 
 
 def pack(nets):
@@ -254,7 +255,14 @@ def merge_pieces(slope, scale, slope_rtol):
 def count_one(wt, bf, sizes, a, b, merge_rtol, slope_rtol, capacity):
     """``(pieces, regions, breakpoints)`` of one packed net."""
     xs, slope, intercept, scale = enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity)
-    new = merge_pieces(slope, scale, slope_rtol)
+    bps = breakpoints_of(merge_pieces(slope, scale, slope_rtol), xs)
+    return bps.size + 1, slope.size, bps
+
+
+@njit(cache=True)
+def breakpoints_of(new, xs):
+    """The breakpoints: the segment ends ``xs[k]`` where segment k starts a new piece
+    (``new[k]``, with ``new[0]`` True)."""
     pieces = 0
     for k in range(new.size):
         if new[k]:
@@ -265,7 +273,7 @@ def count_one(wt, bf, sizes, a, b, merge_rtol, slope_rtol, capacity):
         if new[k]:
             bps[q] = xs[k]
             q += 1
-    return pieces, slope.size, bps
+    return bps
 
 
 @njit(cache=True, parallel=True)

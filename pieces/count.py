@@ -1,19 +1,22 @@
 """Counting the affine pieces and activation regions of a 1-D ReLU network.
 
 The public entry points dispatch to the Numba CPU kernels (``_count_cpu``), the
-certified kernels (``_certified_cpu``, which prove every decision and fall back to the
-rational count where they cannot), the exact rational oracle (``_rational``) or the
+certified kernels (``_certified_cpu`` in float64, then ``_certified_dd`` in
+double-double, which prove every decision and fall back to the rational count where
+neither can), the exact rational oracle (``_rational``) or the
 sampling estimate (``_grid``).
 
 What each method guarantees:
 
 - ``"certified"`` equals ``"rational"`` for every net with finite weights and every
   interval, by construction: each decision of the float64 sweep is taken only when a
-  rigorous forward error bound proves it, and a net with any undecided decision is
-  counted in rational arithmetic. Dyadic constructions (sawtooth, Yarotsky) are decided
-  exactly in float64. Bounds grow with depth (about ``(sum|W||a| / |sum W a|)`` per
-  layer), so deep wide nets fall back to the slow rational count: He nets of width 32
-  and depth 16 on [-3, 3] are decided in float64, width 64 and depth 16 are not.
+  rigorous forward error bound proves it; a net with any undecided decision is swept
+  again in double-double arithmetic, and counted in rationals if that too cannot
+  decide (crossings that coincide exactly but whose values are inexact). Dyadic
+  constructions (sawtooth, Yarotsky) are decided exactly in float64. Bounds grow with
+  depth (about ``sum|W||a| / |sum W a|`` per layer): He nets of width 32 and depth 16
+  on [-3, 3] are decided in float64, width 64 and depth 16 only in double-double
+  (about 10x the float64 time).
 - ``"exact"`` is the fast float64 sweep with tolerances: crossings closer than
   ``config.MERGE_RTOL`` (relative to the interval) are merged and slopes equal to
   ``config.SLOPE_RTOL`` are one piece. It equals the rational count at unit scale on the
@@ -133,9 +136,13 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
 
         wt, bf, sizes, *_ = _count_cpu.pack([net])
         p, r, bps, status = _certified_cpu.count_one(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
+        if status != 0:  # undecided in float64: the same sweep in double-double
+            from ._certified_dd import count_one_dd
+
+            p, r, bps, status = count_one_dd(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
         if status == 0:
             return PieceCount(int(p), int(r), bps, "certified")
-        exact = count_pieces(net, (a, b), method="rational")  # undecided in float64
+        exact = count_pieces(net, (a, b), method="rational")  # undecided in double-double too
         return PieceCount(exact.pieces, exact.regions, exact.breakpoints, "certified")
     if method == "rational":
         from ._rational import count_rational

@@ -8,12 +8,18 @@ from hypothesis import given, settings, strategies as st
 
 from pieces import ReLUNet, count_pieces, sawtooth, yarotsky_square
 from pieces import _certified_cpu, _count_cpu
+from pieces._certified_dd import count_one_dd
 from strategies import intervals, nets
 
 
 def status(net, interval):
     wt, bf, sizes, *_ = _count_cpu.pack([net])
     return int(_certified_cpu.count_one(wt, bf, sizes, *interval, 64)[3])
+
+
+def status_dd(net, interval):
+    wt, bf, sizes, *_ = _count_cpu.pack([net])
+    return int(count_one_dd(wt, bf, sizes, *interval, 64)[3])
 
 
 def same(c, r):
@@ -93,17 +99,56 @@ def test_constructions_are_decided_exactly_in_float64(interval):
     assert count_pieces(sawtooth(14), (0.0, 1.0), method="certified").pieces == 2**14
 
 
-def test_undecided_nets_fall_back_to_rational():
+def test_one_ulp_apart_is_decided_in_double_double():
     """Two neurons crossing one ulp apart, with inexact values: float64 bounds cannot
-    tell them apart, so the net is counted in rationals (which sees a tiny region)."""
+    tell them apart, double-double ones can, and the count is the rational one (which
+    sees a tiny region)."""
     base_w, base_b = 0.7, -0.2345678
     w = np.array([[base_w], [3.7 * base_w]])
     b = np.array([base_b, 3.7 * base_b])
     net = ReLUNet([w, [[1.0, 1.0]]], [b, [0.0]])
-    assert status(net, (-1.0, 1.0)) == 1
-    c = count_pieces(net, (-1.0, 1.0), method="certified")
-    assert same(c, count_pieces(net, (-1.0, 1.0), method="rational"))
-    assert c.method == "certified"
+    iv = (-1.0, 1.0)
+    assert status(net, iv) == 1
+    assert status_dd(net, iv) == 0
+    c = count_pieces(net, iv, method="certified")
+    assert same(c, count_pieces(net, iv, method="rational"))
+    assert c.regions == 3 and c.method == "certified"
+
+
+def test_exact_coincidence_of_inexact_values_falls_back_to_rational():
+    """A duplicated neuron behind an inexact layer: its two crossings are one point in
+    exact arithmetic, which no error bound can prove; the net is counted in rationals."""
+    net = ReLUNet([[[1.0]], [[0.7], [0.7]], [[1.0, 1.0]]], [[0.3], [-0.1, -0.1], [0.0]])
+    iv = (-1.0, 1.0)
+    assert status(net, iv) == 1 and status_dd(net, iv) == 1
+    assert same(count_pieces(net, iv, method="certified"), count_pieces(net, iv, method="rational"))
+
+
+@settings(max_examples=150)
+@given(net=nets(max_depth=5, max_width=8), interval=intervals, k=st.integers(-40, 40))
+def test_double_double_stage_equals_rational_where_it_decides(net, interval, k):
+    s = 2.0**k
+    big = scaled(net, s)
+    iv = (s * interval[0], s * interval[1])
+    wt, bf, sizes, *_ = _count_cpu.pack([big])
+    p, r, bps, st_ = count_one_dd(wt, bf, sizes, *iv, 64)
+    if st_ == 0:
+        exact = count_pieces(net, interval, method="rational")
+        assert (p, r) == (exact.pieces, exact.regions)
+
+
+def test_deep_wide_he_nets_are_decided_in_double_double():
+    """Width 64, depth 16: float64 bounds reach ~1e-3 and leave the net undecided; the
+    double-double stage decides it, and agrees with the tolerance counter on these
+    generic nets (whose crossings are far apart)."""
+    for seed in range(2):
+        net = ReLUNet.random([64] * 16, init="he", seed=seed)
+        iv = (-3.0, 3.0)
+        assert status(net, iv) == 1
+        assert status_dd(net, iv) == 0
+        c = count_pieces(net, iv, method="certified")
+        e = count_pieces(net, iv, method="exact")
+        assert (c.pieces, c.regions) == (e.pieces, e.regions)
 
 
 finite = st.floats(-1e30, 1e30, allow_nan=False, allow_infinity=False)

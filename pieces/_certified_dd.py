@@ -1,0 +1,274 @@
+"""The certified sweep in double-double arithmetic: the second stage of ``"certified"``.
+
+Where the float64 stage (:mod:`pieces._certified_cpu`) leaves a decision undecided, its
+error bounds have outgrown the margins: rigorous forward bounds grow by about
+``sum |W||a| / |sum W a|`` per layer, which at width 64 and depth 16 reaches ~1e-3. This
+stage runs the same sweep with every slope, intercept and segment end carried as an
+unevaluated sum ``hi + lo`` of two floats. Products of a weight and a ``hi`` part are
+exact (Dekker), sums are accumulated with their exact errors (Knuth's TwoSum; the
+compensated dot product of Ogita, Rump and Oishi), so what each layer adds to a bound
+is of order ``n**2 u**2`` instead of ``n u``, and the same growth starts 2**-53 lower.
+
+Decisions and bounds follow the float64 stage: the sign of a preactivation at a segment
+end is certified when its value exceeds ``eA |x| + eB + (|s| + eA) ex`` plus the
+rounding of its own evaluation; crossings and slopes are compared against the sum of
+their bounds. There is no exact path: a zero that must be decided exactly (crossings
+that coincide in exact arithmetic) stays undecided here too, and the net is counted in
+rationals.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ._certified_cpu import (AMBIGUOUS, _INFLATE, _SAFE_HI, _TINY, _U, _WMIN, _sign, _two_prod, _two_sum,
+                             merge_pieces, sign_beyond)
+from ._count_cpu import breakpoints_of
+
+__all__ = ["sweep_dd", "count_one_dd"]
+
+#: dd inputs whose hi part is nonzero must exceed this, so that every product with a
+#: weight (>= 2**-100, see _certified_cpu._WMIN) keeps Dekker's error term exact
+_VMIN = 2.0**-800
+
+
+@njit(cache=True, inline="always")
+def _eval(sh, sl, th, tl, xh, xl):
+    """``(v, r)``: ``s*x + t`` for dd s, t, x, as a float ``v`` within ``r`` of the
+    exact value of the dd expression; ``r`` is ``inf`` where Dekker's product would not
+    be exact."""
+    if sh != 0.0 and xh != 0.0 and not (abs(sh) > _VMIN and abs(xh) > _VMIN and abs(sh) < _SAFE_HI
+                                         and abs(xh) < _SAFE_HI):
+        return 0.0, np.inf
+    p1, e1 = _two_prod(sh, xh)
+    q, e2 = _two_sum(p1, th)
+    c1 = sh * xl
+    c2 = sl * xh
+    c3 = sl * xl
+    r = ((e1 + e2) + (c1 + c2)) + (tl + c3)
+    v, vl = _two_sum(q, r)
+    rb = (6.0 * _U * (abs(e1) + abs(e2) + abs(c1) + abs(c2) + abs(tl) + abs(c3)) + abs(vl) + _TINY) * _INFLATE
+    return v, rb
+
+
+@njit(cache=True, inline="always")
+def _end_sign_dd(sh, sl, th, tl, ea, eb, xh, xl, ex):
+    if math.isinf(xh):
+        if sh == 0.0 and ea == 0.0:
+            if abs(th) - abs(tl) > eb * _INFLATE:
+                return _sign(th)
+            return AMBIGUOUS
+        if abs(sh) - abs(sl) > ea * _INFLATE:
+            return _sign(sh) if xh > 0.0 else -_sign(sh)
+        return AMBIGUOUS
+    v, rb = _eval(sh, sl, th, tl, xh, xl)
+    ax = abs(xh) + abs(xl)
+    return sign_beyond(v, (ea * ax + eb + (abs(sh) + abs(sl) + ea) * ex + rb) * _INFLATE)
+
+
+@njit(cache=True, inline="always")
+def _dd_less(ah, al, bh, bl):
+    return ah < bh or (ah == bh and al < bl)
+
+
+@njit(cache=True, inline="always")
+def _dd_diff(ah, al, bh, bl):
+    """``a - b`` for dd a, b, as a float, and a bound on its error."""
+    dh, de = _two_sum(ah, -bh)
+    r = de + (al - bl)
+    v = dh + r
+    return v, (4.0 * _U * (abs(v) + abs(de) + abs(al) + abs(bl)) + _TINY) * _INFLATE
+
+
+@njit(cache=True)
+def _grow_rows(arr, n_keep, rows):
+    out = np.empty((rows,) + arr.shape[1:], arr.dtype)
+    out[:n_keep] = arr[:n_keep]
+    return out
+
+
+@njit(cache=True)
+def sweep_dd(wt, bf, sizes, a, b, capacity):
+    """The double-double sweep of one packed net.
+
+    Returns ``(nseg, xs, slope, serr, status)``: the segment ends (their ``hi`` parts),
+    per segment the output slope (``hi``) and a bound on its error, and ``status`` 1
+    where a decision is still undecided (then counted in rationals).
+    """
+    n_layers = sizes.size - 1
+    wmax = max(sizes.max(), 1)
+    cap = max(capacity, 2)
+    # per segment: ends (hi, lo, err) at index k and k+1; per neuron: A, B as dd, bounds
+    X = np.empty((cap + 1, 3))
+    V = np.empty((cap, wmax, 6))  # Ah, Al, Bh, Bl, EA, EB
+    F = np.empty(cap, np.bool_)
+    nseg = 1
+    X[0, 0] = a
+    X[1, 0] = b
+    X[0, 1] = X[1, 1] = X[0, 2] = X[1, 2] = 0.0
+    V[0, 0, :] = 0.0
+    V[0, 0, 0] = 1.0
+    F[0] = False
+    s = np.empty((wmax, 6))  # sh, sl, th, tl, ea, eb
+    cx = np.empty((wmax, 3))
+    cj = np.empty(wmax, np.int64)
+    jb = np.empty(wmax, np.int64)
+    up = np.empty(wmax, np.int64)
+    act0 = np.empty(wmax, np.int64)
+    bnd = np.empty((wmax + 1, 3))
+    slope = np.empty(0)
+    serr = np.empty(0)
+    w_off = 0
+    b_off = 0
+    for layer in range(n_layers):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        last = layer == n_layers - 1
+        Wt = wt[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
+        bias = bf[b_off : b_off + n_out]
+        for i in range(n_in):
+            for j in range(n_out):
+                aw = abs(Wt[i, j])
+                if aw != 0.0 and (aw < _WMIN or aw > _SAFE_HI):
+                    return 0, X[:0, 0].copy(), slope, serr, 1
+        # error of a compensated sum of n products: its float-accumulated error terms,
+        # each at most u times a partial sum, rounded again (gamma_{3n+3})
+        n3 = 3 * n_in + 3
+        G = n3 * _U * (n_in + 2) * _U * 1.01
+        nX = np.empty((2 * nseg + 2, 3))
+        nV = np.empty((2 * nseg + 1, wmax, 6))
+        nF = np.empty(2 * nseg + 1, np.bool_)
+        if last:
+            slope = np.empty(nseg)
+            serr = np.empty(nseg)
+        n_new = 0
+        for k in range(nseg):
+            loh, lol, elo = X[k, 0], X[k, 1], X[k, 2]
+            hih, hil, ehi = X[k + 1, 0], X[k + 1, 1], X[k + 1, 2]
+            flat = F[k]
+            for j in range(n_out):
+                s[j, 0] = 0.0
+                s[j, 1] = 0.0
+                s[j, 2] = bias[j]
+                s[j, 3] = 0.0
+                s[j, 4] = 0.0
+                s[j, 5] = 0.0
+            for i in range(n_in):
+                ah, al, bh, bl, eai, ebi = V[k, i, 0], V[k, i, 1], V[k, i, 2], V[k, i, 3], V[k, i, 4], V[k, i, 5]
+                if ah == 0.0 and bh == 0.0:
+                    continue
+                if (ah != 0.0 and not _VMIN < abs(ah) < _SAFE_HI) or (bh != 0.0 and not _VMIN < abs(bh) < _SAFE_HI):
+                    return 0, X[:0, 0].copy(), slope, serr, 1
+                qa = eai + G * abs(ah) + 3.0 * _U * abs(al) + _TINY
+                qb = ebi + G * abs(bh) + 3.0 * _U * abs(bl) + _TINY
+                for j in range(n_out):
+                    w = Wt[i, j]
+                    if w == 0.0:
+                        continue
+                    p, pe = _two_prod(w, ah)
+                    h, e1 = _two_sum(s[j, 0], p)
+                    s[j, 0] = h
+                    s[j, 1] += (e1 + pe) + w * al
+                    p, pe = _two_prod(w, bh)
+                    h, e1 = _two_sum(s[j, 2], p)
+                    s[j, 2] = h
+                    s[j, 3] += (e1 + pe) + w * bl
+                    aw = abs(w)
+                    s[j, 4] += aw * qa
+                    s[j, 5] += aw * qb
+            for j in range(n_out):
+                s[j, 0], s[j, 1] = _two_sum(s[j, 0], s[j, 1])
+                s[j, 2], s[j, 3] = _two_sum(s[j, 2], s[j, 3])
+                if s[j, 4] != 0.0 or s[j, 5] != 0.0:
+                    s[j, 4] = 0.0 if flat else (s[j, 4] + _TINY) * _INFLATE
+                    s[j, 5] = (s[j, 5] + G * abs(bias[j]) + _TINY) * _INFLATE
+            if last:
+                slope[k] = s[0, 0]
+                serr[k] = s[0, 4] + abs(s[0, 1])  # the slope is kept as its hi part
+                continue
+            m = 0
+            for j in range(n_out):
+                sh, sl_, th, tl, ea, eb = s[j, 0], s[j, 1], s[j, 2], s[j, 3], s[j, 4], s[j, 5]
+                sgl = _end_sign_dd(sh, sl_, th, tl, ea, eb, loh, lol, elo)
+                sgh = _end_sign_dd(sh, sl_, th, tl, ea, eb, hih, hil, ehi)
+                if sgl == AMBIGUOUS or sgh == AMBIGUOUS:
+                    return 0, X[:0, 0].copy(), slope, serr, 1
+                jb[j] = 0
+                if sgl * sgh < 0:
+                    ch = -th / sh
+                    v, rb = _eval(sh, sl_, th, tl, ch, 0.0)
+                    cl = -v / sh
+                    ch, cl = _two_sum(ch, cl)
+                    v, rb = _eval(sh, sl_, th, tl, ch, cl)
+                    ac = abs(ch) + abs(cl)
+                    den = abs(sh) - abs(sl_) - ea
+                    if not den > 0.0 or math.isinf(rb):
+                        return 0, X[:0, 0].copy(), slope, serr, 1
+                    # s_e c_e + t_e = 0, so |c - c_e| <= |s_e c + t_e| / |s_e|
+                    ec = ((abs(v) + rb + ea * ac + eb) / den + _TINY) * _INFLATE
+                    if _dd_less(ch, cl, loh, lol):
+                        ch, cl, ec = loh, lol, max(ec, elo)
+                    elif _dd_less(hih, hil, ch, cl):
+                        ch, cl, ec = hih, hil, max(ec, ehi)
+                    q = m
+                    while q > 0 and _dd_less(ch, cl, cx[q - 1, 0], cx[q - 1, 1]):
+                        cx[q] = cx[q - 1]
+                        cj[q] = cj[q - 1]
+                        q -= 1
+                    cx[q, 0], cx[q, 1], cx[q, 2] = ch, cl, ec
+                    cj[q] = j
+                    m += 1
+                    up[j] = 1 if sgh > 0 else 0
+                else:
+                    act0[j] = 1 if (sgl > 0 or sgh > 0) else 0
+            nb = 0
+            for q in range(m):
+                if nb > 0:
+                    d, de = _dd_diff(cx[q, 0], cx[q, 1], bnd[nb - 1, 0], bnd[nb - 1, 1])
+                    if not d > (cx[q, 2] + bnd[nb - 1, 2] + de) * _INFLATE:
+                        return 0, X[:0, 0].copy(), slope, serr, 1  # no exact path here
+                bnd[nb] = cx[q]
+                nb += 1
+                jb[cj[q]] = nb
+            if n_new + nb + 1 > nV.shape[0]:
+                rows = 2 * nV.shape[0] + nb + 1
+                nX = _grow_rows(nX, n_new, rows + 1)
+                nV = _grow_rows(nV, n_new, rows)
+                nF = _grow_rows(nF, n_new, rows)
+            for q in range(nb + 1):
+                if q == 0:
+                    nX[n_new, 0], nX[n_new, 1], nX[n_new, 2] = loh, lol, elo
+                else:
+                    nX[n_new] = bnd[q - 1]
+                any_on = False
+                for j in range(n_out):
+                    active = ((up[j] == 1) == (q >= jb[j])) if jb[j] > 0 else act0[j] == 1
+                    if active:
+                        any_on = True
+                        nV[n_new, j, :] = s[j, :]
+                    else:
+                        nV[n_new, j, :] = 0.0
+                nF[n_new] = flat or not any_on
+                n_new += 1
+        if last:
+            break
+        nX[n_new] = X[nseg]  # the interval's right end
+        X, V, F = nX, nV, nF
+        nseg = n_new
+        w_off += n_in * n_out
+        b_off += n_out
+    return nseg, X[: nseg + 1, 0].copy(), slope, serr, 0
+
+
+@njit(cache=True)
+def count_one_dd(wt, bf, sizes, a, b, capacity):
+    """``(pieces, regions, breakpoints, status)`` of one packed net by the dd sweep."""
+    nseg, xs, slope, serr, status = sweep_dd(wt, bf, sizes, a, b, capacity)
+    if status != 0:
+        return 0, 0, np.empty(0), status
+    new, status = merge_pieces(slope, serr)
+    if status != 0:
+        return 0, 0, np.empty(0), status
+    bps = breakpoints_of(new, xs)
+    return bps.size + 1, nseg, bps, 0

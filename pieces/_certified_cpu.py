@@ -30,11 +30,11 @@ float64 more often (see ``benchmarks/bench_count.py``).
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ._count_cpu import breakpoints_of
 
-__all__ = ["sweep", "merge_pieces", "count_one", "exact_sign", "sign_beyond", "AMBIGUOUS",
+__all__ = ["sweep", "merge_pieces", "count_one", "count_batch", "exact_sign", "sign_beyond", "AMBIGUOUS",
            "new_workspace"]
 
 
@@ -544,3 +544,27 @@ def count_one(wt, bf, sizes, a, b, capacity):
         return 0, 0, np.empty(0), status
     bps = breakpoints_of(new, xs)
     return bps.size + 1, slope.size, bps, 0
+
+
+@njit(cache=True, parallel=True)
+def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
+    """``(pieces, regions, status)`` of every net of a packed batch, one workspace per
+    worker as in ``_count_cpu.count_batch``; ``status[i]`` is 1 where net i is
+    undecided in float64 (its counts are then 0; the caller decides it)."""
+    n = w_off.size - 1
+    pieces = np.zeros(n, np.int64)
+    regions = np.zeros(n, np.int64)
+    status = np.zeros(n, np.int64)
+    wmax = sizes.max() if sizes.size else 1
+    for r in prange(n_workers):
+        ws = new_workspace(capacity, wmax)
+        for i in range(r, n, n_workers):
+            nseg, ws, st = sweep(wt[w_off[i] : w_off[i + 1]], bf[b_off[i] : b_off[i + 1]],
+                                 sizes[s_off[i] : s_off[i + 1]], a, b, ws)
+            if st == 0:
+                new, st = merge_pieces(ws[14][:nseg], ws[15][:nseg])
+            if st == 0:
+                pieces[i] = breakpoints_of(new, ws[0][: nseg + 1]).size + 1
+                regions[i] = nseg
+            status[i] = st
+    return pieces, regions, status

@@ -136,14 +136,9 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
 
         wt, bf, sizes, *_ = _count_cpu.pack([net])
         p, r, bps, status = _certified_cpu.count_one(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
-        if status != 0:  # undecided in float64: the same sweep in double-double
-            from ._certified_dd import count_one_dd
-
-            p, r, bps, status = count_one_dd(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
         if status == 0:
             return PieceCount(int(p), int(r), bps, "certified")
-        exact = count_pieces(net, (a, b), method="rational")  # undecided in double-double too
-        return PieceCount(exact.pieces, exact.regions, exact.breakpoints, "certified")
+        return _certified_beyond_float64(net, a, b)
     if method == "rational":
         from ._rational import count_rational
 
@@ -162,8 +157,21 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
     raise ValueError(f"unknown method {method!r}; expected one of {', '.join(config.METHODS)}")
 
 
-def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu"):
-    """Exact pieces and regions of many nets, in parallel.
+def _certified_beyond_float64(net, a, b):
+    """The certified count of a net that the float64 stage left undecided: swept again
+    in double-double, and counted in rationals if that cannot decide either."""
+    from ._certified_dd import count_one_dd
+
+    wt, bf, sizes, *_ = _count_cpu.pack([net])
+    p, r, bps, status = count_one_dd(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
+    if status == 0:
+        return PieceCount(int(p), int(r), bps, "certified")
+    exact = count_pieces(net, (a, b), method="rational")
+    return PieceCount(exact.pieces, exact.regions, exact.breakpoints, "certified")
+
+
+def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu", method="exact"):
+    """Pieces and regions of many nets, in parallel.
 
     On the CPU one net runs per Numba thread (``numba.set_num_threads`` sets how many);
     on the GPU one net runs per CUDA thread. The answers equal :func:`count_pieces` net
@@ -178,6 +186,10 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu"):
         GPU if there is one, else the CPU. On the GPU, nets with more than
         ``config.CUDA_COUNT_CAPACITY`` segments are counted on the CPU, with a
         ``GPUFallbackWarning``.
+    method : {"exact", "certified"}
+        As for :func:`count_pieces`. ``"certified"`` runs on the CPU (it has no CUDA
+        twin yet: ``device="cuda"`` is a ``ValueError``, ``"auto"`` takes the CPU); nets
+        its float64 stage leaves undecided are decided one by one afterwards.
 
     Returns
     -------
@@ -193,10 +205,29 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu"):
     for net in nets:
         _check_net(net)
     a, b = check_interval(interval)
-    device = resolve_device(device, "counting")
+    if method not in ("exact", "certified"):
+        raise ValueError(f"count_pieces_batch counts with method 'exact' or 'certified', got {method!r}")
+    if method == "certified":
+        if device == "cuda":
+            raise ValueError("method 'certified' has no CUDA twin yet; use device 'cpu' or 'auto'")
+        resolve_device(device, "counting")  # validates the name
+        device = "cpu"
+    else:
+        device = resolve_device(device, "counting")
     if not nets:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return count_packed(_count_cpu.pack(nets), a, b, device)
+    if method == "exact":
+        return count_packed(_count_cpu.pack(nets), a, b, device)
+    from . import _certified_cpu
+
+    wt, bf, sizes, w_off, b_off, s_off = _count_cpu.pack(nets)
+    pieces, regions, status = _certified_cpu.count_batch(
+        wt, bf, sizes, w_off, b_off, s_off, a, b, config.COUNT_INITIAL_CAPACITY,
+        max(1, min(numba.get_num_threads(), len(nets))))
+    for i in np.flatnonzero(status):
+        c = _certified_beyond_float64(nets[i], a, b)
+        pieces[i], regions[i] = c.pieces, c.regions
+    return pieces, regions
 
 
 def count_packed(packed, a, b, device="cpu"):

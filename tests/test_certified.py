@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pieces import ReLUNet, count_pieces, sawtooth, yarotsky_square
+from pieces import ReLUNet, count_pieces, count_pieces_batch, sawtooth, yarotsky_square
 from pieces import _certified_cpu, _count_cpu
 from pieces._certified_dd import count_one_dd
 from strategies import intervals, nets
@@ -173,3 +173,19 @@ def test_exact_sign_on_near_cancellations(m, e, n):
     r = _certified_cpu.exact_sign(s, x, t)
     v = Fraction(s) * Fraction(x) + Fraction(t)
     assert r == (v > 0) - (v < 0)
+
+
+def test_batch_equals_one_by_one_including_undecided_nets():
+    nets_ = [ReLUNet.random([w] * d, init="he", seed=s) for s, (w, d) in enumerate([(4, 2), (16, 8), (1, 1), (8, 6)] * 3)]
+    nets_ += [sawtooth(10), yarotsky_square(6)]
+    nets_.append(ReLUNet([[[0.7], [3.7 * 0.7]], [[1.0, 1.0]]], [[-0.2345678, 3.7 * -0.2345678], [0.0]]))  # dd
+    nets_.append(ReLUNet([[[1.0]], [[0.7], [0.7]], [[1.0, 1.0]]], [[0.3], [-0.1, -0.1], [0.0]]))  # rational
+    for interval in [(-1e9, 1e9), (-1.0, 1.0), (float("-inf"), float("inf"))]:
+        p, r = count_pieces_batch(nets_, interval, method="certified")
+        one = [count_pieces(n, interval, method="certified") for n in nets_]
+        assert p.tolist() == [c.pieces for c in one]
+        assert r.tolist() == [c.regions for c in one]
+    with pytest.raises(ValueError, match="no CUDA twin"):
+        count_pieces_batch(nets_[:1], method="certified", device="cuda")
+    with pytest.raises(ValueError, match="'exact' or 'certified'"):
+        count_pieces_batch(nets_[:1], method="rational")

@@ -212,6 +212,24 @@ def _gname(g):
     return f"{g['experiment']} {g['precision']} {g['stage']}, {g['target']}, w={g['width']}"
 
 
+def _growth_controls(data):
+    """The same fit on the exact constructions at init: it must see their 2^L."""
+    df = data.select(metric="pieces", experiment="constructions", stage="init")
+    df = df[df["delta"] == 0] if "delta" in df else df.iloc[:0]
+    sents = []
+    for init, sub in df.groupby("init", sort=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                fit = fit_growth(sub["depth"].to_numpy(float), sub["value"].to_numpy(float))
+            except ValueError:
+                continue
+        rate = (f", r = {fmt_ci(fit.rate, *fit.rate_ci)}" if fit.verdict == "exponential" else "")
+        sents.append(f"Control: the same test on the exact {init} at init (depths "
+                     f"{int(sub['depth'].min())}–{int(sub['depth'].max())}, n = {fit.n}) says {fit.verdict}{rate}.")
+    return sents
+
+
 def _growth_findings(data, out, disagree):
     df = data.select(metric="pieces", init="he")
     df = df[df["stage"].isin(["init", "trained"]) & df["experiment"].isin(["growth", "precision"])]
@@ -258,6 +276,7 @@ def _growth_findings(data, out, disagree):
                                     else f"Vuong p = {fmt(g['vuong_p'])}") + f", n = {g['n']}" for g in gs) + ".")
     if not [g for g in groups if g["verdict"] == "exponential"]:
         sents.append("No He group grows exponentially.")
+    sents.extend(_growth_controls(data))
     out["growth"] = {"title": "Growth at init and after training", "plot": "growth",
                      "test": "GLM linear vs exponential in depth, Vuong's test at 5%, profile-likelihood CIs",
                      "text": " ".join(sents), "groups": groups}

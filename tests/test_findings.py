@@ -82,3 +82,18 @@ def test_number_formats():
     assert fmt_ci(1.5, 1.0, 2.0) == "1.5 [1, 2]"
     b, lo, hi, n = log_slope([1, 10, 100, 1000], [3, 0.3, 0.03, 0.003])
     assert b == pytest.approx(-1) and n == 4
+
+
+def test_growth_states_its_control_from_the_constructions():
+    """The growth paragraph runs the same test on the exact constructions: their 2^L
+    must read as exponential, and a construction that did not double would say so."""
+    def construction(pieces_of):
+        return [dict(experiment="constructions", stage="init", init="sawtooth", target="sawtooth", width=2,
+                     depth=L, seed=0, precision="fp64", delta=0.0, eta=np.nan, layer=np.nan, metric="pieces",
+                     value=float(pieces_of(L))) for L in range(1, 13)]
+
+    good = findings(_data(_growth_rows(_linear) + construction(lambda L: 2**L)))["questions"]["growth"]["text"]
+    assert "Control: the same test on the exact sawtooth at init (depths 1–12, n = 12) says exponential, r = 2" in good
+    flat = findings(_data(_growth_rows(_linear) + construction(lambda L: 1 + 2 * L)))["questions"]["growth"]["text"]
+    assert "exact sawtooth at init (depths 1–12, n = 12) says linear." in flat
+    assert "Control" not in findings(_data(_growth_rows(_linear)))["questions"]["growth"]["text"]

@@ -212,18 +212,25 @@ def _gname(g):
     return f"{g['experiment']} {g['precision']} {g['stage']}, {g['target']}, w={g['width']}"
 
 
+def _fit_depth(sub):
+    """``fit_growth`` of a group's pieces against depth, or None where it cannot fit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return fit_growth(sub["depth"].to_numpy(float), sub["value"].to_numpy(float))
+        except ValueError:
+            return None
+
+
 def _growth_controls(data):
     """The same fit on the exact constructions at init: it must see their 2^L."""
     df = data.select(metric="pieces", experiment="constructions", stage="init")
     df = df[df["delta"] == 0] if "delta" in df else df.iloc[:0]
     sents = []
     for init, sub in df.groupby("init", sort=True):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                fit = fit_growth(sub["depth"].to_numpy(float), sub["value"].to_numpy(float))
-            except ValueError:
-                continue
+        fit = _fit_depth(sub)
+        if fit is None:
+            continue
         rate = (f", r = {fmt_ci(fit.rate, *fit.rate_ci)}" if fit.verdict == "exponential" else "")
         sents.append(f"Control: the same test on the exact {init} at init (depths "
                      f"{int(sub['depth'].min())}–{int(sub['depth'].max())}, n = {fit.n}) says {fit.verdict}{rate}.")
@@ -239,12 +246,9 @@ def _growth_findings(data, out, disagree):
     sents, groups = [], []
     for (exp, prec, stage, target, width), sub in df.groupby(["experiment", "precision", "stage", "target", "width"],
                                                              sort=True):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                fit = fit_growth(sub["depth"].to_numpy(float), sub["value"].to_numpy(float))
-            except ValueError:
-                continue
+        fit = _fit_depth(sub)
+        if fit is None:
+            continue
         g = {"experiment": exp, "precision": prec, "stage": stage, "target": target, "width": int(width),
              "n": fit.n, "verdict": fit.verdict,
              "slope": fit.slope, "slope_lo": fit.slope_ci[0], "slope_hi": fit.slope_ci[1], "rate": fit.rate,

@@ -21,6 +21,14 @@ multiple of 2**q and every partial sum below 2**(q + 53), checked per segment fr
 grains of weights and values), decisions are exact: the sign of ``s*x + t`` by Dekker's
 product and a Shewchuk expansion, equality of crossings and of slopes by ``==``.
 
+Equal slopes of neighbouring segments are also decided by structure, with no bound:
+each segment keeps the set of neurons in which its exact slopes and intercepts may
+differ from its left neighbour's (a 64-bit mask, for layers up to 64 wide). Siblings
+differ in the neurons that switch between them; the next layer's maps can differ only
+in the neurons that those reach through nonzero weights, and its rows only in those
+that are on in either segment or switch. Where the output is reached by none, the two
+segments are one affine piece: a switch behind a dead neuron or a zero weight.
+
 When a bound cannot decide, the kernel returns status 1 and the caller sweeps the net
 again in double-double (``_certified_dd``), then in rationals (``count.py``). Bounds
 grow with depth as ``sum |W||a| / |W a|`` per layer, so deep wide nets are undecided in
@@ -55,6 +63,14 @@ AMBIGUOUS = 2
 #: a layer's nonzero weights must exceed this for its bounds to be valid (see _TINY)
 _WMIN = 2.0**-100
 _NOGRAIN = 1 << 40
+#: segment flags
+_FLAT = 1
+_EXACT = 2
+_KNOWN = 4
+#: structural equality is tracked in one 64-bit mask per segment, for layers this wide
+_MASK_BITS = 64
+_ONE = np.uint64(1)
+_ZERO = np.uint64(0)
 
 
 @njit(cache=True, inline="always")
@@ -159,25 +175,65 @@ def _grain(v):
     return e - 53 + math.frexp(float(low))[1] - 1
 
 
+@njit(cache=True, inline="always")
+def _fill_reach(Wt, reach):
+    """``reach[i]``: the bitmask of the neurons that input neuron i feeds (nonzero weight)."""
+    for i in range(Wt.shape[0]):
+        r_i = _ZERO
+        for j in range(Wt.shape[1]):
+            if Wt[i, j] != 0.0:
+                r_i |= _ONE << np.uint64(j)
+        reach[i] = r_i
+
+
+@njit(cache=True, inline="always")
+def _reached(diff, reach, n_in):
+    """The neurons whose affine maps may differ, given the inputs ``diff`` that may."""
+    aff = _ZERO
+    for i in range(n_in):
+        if (diff >> np.uint64(i)) & _ONE:
+            aff |= reach[i]
+    return aff
+
+
+@njit(cache=True, inline="always")
+def _child_diff(left, act, aff, sibling):
+    """Where a child's exact rows may differ from its left neighbour's: a sibling (same
+    affine maps) in the neurons that switch; otherwise in those whose maps may differ
+    (``aff``) and are on in either, and in those that switch."""
+    if sibling:
+        return left ^ act
+    return (aff & (left | act)) | (~aff & (left ^ act))
+
+
 @njit(cache=True)
 def new_workspace(capacity, wmax):
     """Buffers of the sweep, reused across the nets of a batch.
 
-    Two segment sets, each: the ends and their error bounds; per segment whether every
-    slope is exactly 0; per segment and neuron A, B and the error bounds of A and B. Then the output's slope, its error bound and intercept
-    per segment, and per-neuron scratch.
+    Two segment sets, each: the ends and their error bounds; per segment its flags
+    (_FLAT: every slope is exactly 0; _EXACT: every A and B is exact, and the error
+    bounds are not stored; _KNOWN: its DIFF mask is valid); per segment and neuron A, B
+    and the error bounds of A and B. Then the output's slope, its error bound and
+    intercept per segment, per-neuron scratch, and (both sets) per segment the bitmasks
+    DIFF (the neurons in which its exact A, B may differ from its left neighbour's) and
+    ACT (its active neurons), and per input neuron the bitmask of the neurons its
+    weights reach; last, per segment whether its output is structurally its left
+    neighbour's (SAME).
     """
     capacity = max(capacity, 1)
     wmax = max(wmax, 1)
     return (
-        np.empty(capacity + 1), np.empty(capacity + 1), np.empty(capacity, np.bool_),
+        np.empty(capacity + 1), np.empty(capacity + 1), np.empty(capacity, np.int8),
         np.empty((capacity, wmax)), np.empty((capacity, wmax)),
         np.empty((capacity, wmax)), np.empty((capacity, wmax)),
-        np.empty(capacity + 1), np.empty(capacity + 1), np.empty(capacity, np.bool_),
+        np.empty(capacity + 1), np.empty(capacity + 1), np.empty(capacity, np.int8),
         np.empty((capacity, wmax)), np.empty((capacity, wmax)),
         np.empty((capacity, wmax)), np.empty((capacity, wmax)),
         np.empty(capacity), np.empty(capacity), np.empty(capacity),
         np.empty((8, wmax)), np.empty((4, wmax), np.int64),
+        np.empty(capacity, np.uint64), np.empty(capacity, np.uint64),
+        np.empty(capacity, np.uint64), np.empty(capacity, np.uint64), np.empty(wmax, np.uint64),
+        np.empty(capacity, np.bool_),
     )
 
 
@@ -189,15 +245,19 @@ def _grow2(n_keep, grown, arr):
 
 
 @njit(cache=True)
-def _grow(n_keep, grown, xs, ex, F, A, B, EA, EB):
+def _grow(n_keep, grown, xs, ex, F, A, B, EA, EB, DIFF, ACT):
     out_x = np.empty(grown + 1)
     out_x[:n_keep] = xs[:n_keep]
     out_ex = np.empty(grown + 1)
     out_ex[:n_keep] = ex[:n_keep]
-    out_F = np.empty(grown, np.bool_)
+    out_F = np.empty(grown, np.int8)
     out_F[:n_keep] = F[:n_keep]
+    out_D = np.empty(grown, np.uint64)
+    out_D[:n_keep] = DIFF[:n_keep]
+    out_act = np.empty(grown, np.uint64)
+    out_act[:n_keep] = ACT[:n_keep]
     return (out_x, out_ex, out_F, _grow2(n_keep, grown, A), _grow2(n_keep, grown, B),
-            _grow2(n_keep, grown, EA), _grow2(n_keep, grown, EB))
+            _grow2(n_keep, grown, EA), _grow2(n_keep, grown, EB), out_D, out_act)
 
 
 @njit(cache=True)
@@ -248,7 +308,7 @@ def enumerate_segments(wt, bf, sizes, a, b, capacity):
     if status != 0:
         z = np.empty(0)
         return z, z, z, np.empty(0, np.bool_), status
-    new, status = merge_pieces(ws[14][:nseg], ws[15][:nseg])
+    new, status = merge_pieces(ws[14][:nseg], ws[15][:nseg], ws[24][:nseg])
     if status != 0:
         z = np.empty(0)
         return z, z, z, np.empty(0, np.bool_), status
@@ -269,7 +329,7 @@ def sweep(wt, bf, sizes, a, b, ws):
     if ws[3].shape[1] < wmax:
         ws = new_workspace(ws[3].shape[0], wmax)
     (xs, ex, F, A, B, EA, EB, nxs, nex, nF, nA, nB, nEA, nEB,
-     slope, serr, intercept, scr, iscr) = ws
+     slope, serr, intercept, scr, iscr, DIFF, ACT, nDIFF, nACT, reach, same) = ws
     s = scr[0]
     t = scr[1]
     ea = scr[2]
@@ -288,7 +348,8 @@ def sweep(wt, bf, sizes, a, b, ws):
     xs[1] = b
     ex[0] = 0.0
     ex[1] = 0.0
-    F[0] = False
+    F[0] = _EXACT
+    ACT[0] = _ONE
     A[0, 0] = 1.0
     B[0, 0] = 0.0
     EA[0, 0] = 0.0
@@ -317,6 +378,10 @@ def sweep(wt, bf, sizes, a, b, ws):
                 return 0, ws, 1
             if ab > bmax:
                 bmax = ab
+        # structural equality: reach[i] = the neurons that input neuron i feeds
+        masks = n_in <= _MASK_BITS and n_out <= _MASK_BITS
+        if masks:
+            _fill_reach(Wt, reach)
         have_grains = False
         gW = -_NOGRAIN
         gb = -_NOGRAIN
@@ -326,7 +391,9 @@ def sweep(wt, bf, sizes, a, b, ws):
             cap_new = 2 * nseg
             nxs = np.empty(cap_new + 1)
             nex = np.empty(cap_new + 1)
-            nF = np.empty(cap_new, np.bool_)
+            nF = np.empty(cap_new, np.int8)
+            nDIFF = np.empty(cap_new, np.uint64)
+            nACT = np.empty(cap_new, np.uint64)
             nA = np.empty((cap_new, nA.shape[1]))
             nB = np.empty((cap_new, nB.shape[1]))
             nEA = np.empty((cap_new, nEA.shape[1]))
@@ -335,19 +402,20 @@ def sweep(wt, bf, sizes, a, b, ws):
             slope = np.empty(nseg)
             serr = np.empty(nseg)
             intercept = np.empty(nseg)
+            same = np.empty(nseg, np.bool_)
         for k in range(nseg):
             lo = xs[k]
             hi = xs[k + 1]
             elo = ex[k]
             ehi = ex[k + 1]
-            flat = F[k]
+            flat = (F[k] & _FLAT) != 0
+            # the neurons of this layer whose exact affine maps may differ from those
+            # of the left neighbour (-1 where that is not known)
+            known_aff = masks and k > 0 and (F[k] & _KNOWN) != 0
+            aff = _reached(DIFF[k], reach, n_in) if known_aff else _ZERO
             # a segment whose inputs are exact, and whose sums are certified exact
             # by their grains, is computed with zero error bounds
-            exact_in = True
-            for i in range(n_in):
-                if EA[k, i] != 0.0 or EB[k, i] != 0.0:
-                    exact_in = False
-                    break
+            exact_in = (F[k] & _EXACT) != 0
             g = g0
             if exact_in:
                 MA = 0.0
@@ -386,8 +454,11 @@ def sweep(wt, bf, sizes, a, b, ws):
                 else:
                     # |fl(sum) - sum| <= gamma * sum |w_ij| |a_i|, and the inputs'
                     # own errors pass through |W|
-                    qa = EA[k, i] + g * (abs(ai) + _TINY)
-                    qb = EB[k, i] + g * (abs(bi) + _TINY)
+                    qa = g * (abs(ai) + _TINY)
+                    qb = g * (abs(bi) + _TINY)
+                    if not exact_in:
+                        qa += EA[k, i]
+                        qb += EB[k, i]
                     for j in range(n_out):
                         wij = Wt[i, j]
                         s[j] += wij * ai
@@ -404,6 +475,8 @@ def sweep(wt, bf, sizes, a, b, ws):
                 slope[k] = s[0]
                 intercept[k] = t[0]
                 serr[k] = ea[0]
+                # the output's exact affine map is the left neighbour's, by structure
+                same[k] = known_aff and (aff & _ONE) == _ZERO
                 continue
             # the signs at both ends decide everything: a crossing lies strictly
             # inside exactly when they are strictly opposite
@@ -452,15 +525,15 @@ def sweep(wt, bf, sizes, a, b, ws):
             for q in range(m):
                 c = cx[q]
                 ec = ce[q]
-                same = False
+                one_point = False
                 if nb > 0:
                     pc = bx[nb - 1]
                     pe = be[nb - 1]
                     if ec == 0.0 and pe == 0.0:
-                        same = c == pc
+                        one_point = c == pc
                     elif not (c - pc > (ec + pe) * _INFLATE):
                         return 0, ws, 1
-                if not same:
+                if not one_point:
                     bx[nb] = c
                     be[nb] = ec
                     nb += 1
@@ -469,12 +542,19 @@ def sweep(wt, bf, sizes, a, b, ws):
                 grown = 2 * cap_new
                 while n_new + nb + 1 > grown:
                     grown *= 2
-                nxs, nex, nF, nA, nB, nEA, nEB = _grow(n_new, grown, nxs, nex, nF, nA, nB, nEA, nEB)
+                nxs, nex, nF, nA, nB, nEA, nEB, nDIFF, nACT = _grow(n_new, grown, nxs, nex, nF, nA, nB, nEA, nEB,
+                                                                     nDIFF, nACT)
                 cap_new = grown
+            seg_exact = True  # every active child neuron exact: bounds not stored
+            for j in range(n_out):
+                if ea[j] != 0.0 or eb[j] != 0.0:
+                    seg_exact = False
+                    break
             for q in range(nb + 1):
                 nxs[n_new] = lo if q == 0 else bx[q - 1]
                 nex[n_new] = elo if q == 0 else be[q - 1]
                 any_on = False
+                act = _ZERO
                 for j in range(n_out):
                     if jb[j] > 0:
                         active = (up[j] == 1) == (q >= jb[j])
@@ -482,16 +562,24 @@ def sweep(wt, bf, sizes, a, b, ws):
                         active = act0[j] == 1
                     if active:
                         any_on = True
+                        if masks:
+                            act |= _ONE << np.uint64(j)
                         nA[n_new, j] = s[j]
                         nB[n_new, j] = t[j]
-                        nEA[n_new, j] = ea[j]
-                        nEB[n_new, j] = eb[j]
                     else:
                         nA[n_new, j] = 0.0
                         nB[n_new, j] = 0.0
-                        nEA[n_new, j] = 0.0
-                        nEB[n_new, j] = 0.0
-                nF[n_new] = flat or not any_on  # every slope exactly 0 from here on
+                    if not seg_exact:
+                        nEA[n_new, j] = ea[j] if active else 0.0
+                        nEB[n_new, j] = eb[j] if active else 0.0
+                flags = _EXACT if seg_exact else 0
+                if flat or not any_on:  # every slope exactly 0 from here on
+                    flags |= _FLAT
+                if masks and n_new > 0 and (q > 0 or known_aff):
+                    nDIFF[n_new] = _child_diff(nACT[n_new - 1], act, aff, q > 0)
+                    flags |= _KNOWN
+                nACT[n_new] = act
+                nF[n_new] = flags
                 n_new += 1
         if last:
             break
@@ -500,6 +588,8 @@ def sweep(wt, bf, sizes, a, b, ws):
         xs, nxs = nxs, xs
         ex, nex = nex, ex
         F, nF = nF, F
+        DIFF, nDIFF = nDIFF, DIFF
+        ACT, nACT = nACT, ACT
         A, nA = nA, A
         B, nB = nB, B
         EA, nEA = nEA, EA
@@ -509,21 +599,25 @@ def sweep(wt, bf, sizes, a, b, ws):
         w_off += n_in * n_out
         b_off += n_out
     return nseg, (xs, ex, F, A, B, EA, EB, nxs, nex, nF, nA, nB, nEA, nEB,
-                  slope, serr, intercept, scr, iscr), 0
+                  slope, serr, intercept, scr, iscr, DIFF, ACT, nDIFF, nACT, reach, same), 0
 
 
 @njit(cache=True)
-def merge_pieces(slope, serr):
+def merge_pieces(slope, serr, same):
     """``(new, status)``: ``new[k]`` is True where segment k starts a new affine piece.
 
-    Neighbouring slopes are equal when both are exact and equal, different when they
-    differ by more than their error bounds; otherwise ``status`` is 1 (undecided).
+    Neighbouring slopes are equal when ``same`` says so (the segment's exact affine
+    map is its left neighbour's by structure: see ``sweep``) or both are exact and
+    equal, different when they differ by more than their error bounds; otherwise
+    ``status`` is 1 (undecided).
     """
     n = slope.size
     new = np.zeros(n, np.bool_)
     if n > 0:
         new[0] = True
     for k in range(1, n):
+        if same[k]:
+            continue
         d = abs(slope[k] - slope[k - 1])
         err = serr[k] + serr[k - 1]
         if err == 0.0:
@@ -562,7 +656,7 @@ def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
             nseg, ws, st = sweep(wt[w_off[i] : w_off[i + 1]], bf[b_off[i] : b_off[i + 1]],
                                  sizes[s_off[i] : s_off[i + 1]], a, b, ws)
             if st == 0:
-                new, st = merge_pieces(ws[14][:nseg], ws[15][:nseg])
+                new, st = merge_pieces(ws[14][:nseg], ws[15][:nseg], ws[24][:nseg])
             if st == 0:
                 pieces[i] = breakpoints_of(new, ws[0][: nseg + 1]).size + 1
                 regions[i] = nseg

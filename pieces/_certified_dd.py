@@ -22,8 +22,9 @@ import math
 import numpy as np
 from numba import njit
 
-from ._certified_cpu import (AMBIGUOUS, _INFLATE, _SAFE_HI, _TINY, _U, _WMIN, _sign, _two_prod, _two_sum,
-                             merge_pieces, sign_beyond)
+from ._certified_cpu import (AMBIGUOUS, _INFLATE, _MASK_BITS, _ONE, _SAFE_HI, _TINY, _U, _WMIN, _ZERO, _sign,
+                             _child_diff, _fill_reach, _reached, _two_prod, _two_sum, merge_pieces,
+                             sign_beyond)
 from ._count_cpu import breakpoints_of
 
 __all__ = ["sweep_dd", "count_one_dd"]
@@ -92,8 +93,9 @@ def _grow_rows(arr, n_keep, rows):
 def sweep_dd(wt, bf, sizes, a, b, capacity):
     """The double-double sweep of one packed net.
 
-    Returns ``(nseg, xs, slope, serr, status)``: the segment ends (their ``hi`` parts),
-    per segment the output slope (``hi``) and a bound on its error, and ``status`` 1
+    Returns ``(nseg, xs, slope, serr, same, status)``: the segment ends (their ``hi``
+    parts), per segment the output slope (``hi``), a bound on its error and whether it
+    is structurally its left neighbour's (see ``_certified_cpu.sweep``), and ``status`` 1
     where a decision is still undecided (then counted in rationals).
     """
     n_layers = sizes.size - 1
@@ -102,7 +104,14 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
     # per segment: ends (hi, lo, err) at index k and k+1; per neuron: A, B as dd, bounds
     X = np.empty((cap + 1, 3))
     V = np.empty((cap, wmax, 6))  # Ah, Al, Bh, Bl, EA, EB
-    F = np.empty(cap, np.bool_)
+    F = np.empty(cap, np.bool_)  # every slope exactly 0
+    # structural equality, as in _certified_cpu.sweep: the neurons in which a segment's
+    # exact rows may differ from its left neighbour's (valid where KNOWN), its active
+    # neurons, and per input neuron the neurons its weights reach
+    KNOWN = np.zeros(cap, np.bool_)
+    DIFF = np.empty(cap, np.uint64)
+    ACT = np.empty(cap, np.uint64)
+    reach = np.empty(wmax, np.uint64)
     nseg = 1
     X[0, 0] = a
     X[1, 0] = b
@@ -110,6 +119,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
     V[0, 0, :] = 0.0
     V[0, 0, 0] = 1.0
     F[0] = False
+    ACT[0] = _ONE
     s = np.empty((wmax, 6))  # sh, sl, th, tl, ea, eb
     cx = np.empty((wmax, 3))
     cj = np.empty(wmax, np.int64)
@@ -119,6 +129,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
     bnd = np.empty((wmax + 1, 3))
     slope = np.empty(0)
     serr = np.empty(0)
+    same = np.zeros(0, np.bool_)
     w_off = 0
     b_off = 0
     for layer in range(n_layers):
@@ -131,7 +142,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
             for j in range(n_out):
                 aw = abs(Wt[i, j])
                 if aw != 0.0 and (aw < _WMIN or aw > _SAFE_HI):
-                    return 0, X[:0, 0].copy(), slope, serr, 1
+                    return 0, X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
         # error of a compensated sum of n products: its float-accumulated error terms,
         # each at most u times a partial sum, rounded again (gamma_{3n+3})
         n3 = 3 * n_in + 3
@@ -139,14 +150,23 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
         nX = np.empty((2 * nseg + 2, 3))
         nV = np.empty((2 * nseg + 1, wmax, 6))
         nF = np.empty(2 * nseg + 1, np.bool_)
+        nKNOWN = np.zeros(2 * nseg + 1, np.bool_)
+        nDIFF = np.empty(2 * nseg + 1, np.uint64)
+        nACT = np.empty(2 * nseg + 1, np.uint64)
+        masks = n_in <= _MASK_BITS and n_out <= _MASK_BITS
+        if masks:
+            _fill_reach(Wt, reach)
         if last:
             slope = np.empty(nseg)
             serr = np.empty(nseg)
+            same = np.zeros(nseg, np.bool_)
         n_new = 0
         for k in range(nseg):
             loh, lol, elo = X[k, 0], X[k, 1], X[k, 2]
             hih, hil, ehi = X[k + 1, 0], X[k + 1, 1], X[k + 1, 2]
             flat = F[k]
+            known_aff = masks and k > 0 and KNOWN[k]
+            aff = _reached(DIFF[k], reach, n_in) if known_aff else _ZERO
             for j in range(n_out):
                 s[j, 0] = 0.0
                 s[j, 1] = 0.0
@@ -159,7 +179,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                 if ah == 0.0 and bh == 0.0:
                     continue
                 if (ah != 0.0 and not _VMIN < abs(ah) < _SAFE_HI) or (bh != 0.0 and not _VMIN < abs(bh) < _SAFE_HI):
-                    return 0, X[:0, 0].copy(), slope, serr, 1
+                    return 0, X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
                 qa = eai + G * abs(ah) + 3.0 * _U * abs(al) + _TINY
                 qb = ebi + G * abs(bh) + 3.0 * _U * abs(bl) + _TINY
                 for j in range(n_out):
@@ -186,6 +206,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
             if last:
                 slope[k] = s[0, 0]
                 serr[k] = s[0, 4] + abs(s[0, 1])  # the slope is kept as its hi part
+                same[k] = known_aff and (aff & _ONE) == _ZERO
                 continue
             m = 0
             for j in range(n_out):
@@ -193,7 +214,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                 sgl = _end_sign_dd(sh, sl_, th, tl, ea, eb, loh, lol, elo)
                 sgh = _end_sign_dd(sh, sl_, th, tl, ea, eb, hih, hil, ehi)
                 if sgl == AMBIGUOUS or sgh == AMBIGUOUS:
-                    return 0, X[:0, 0].copy(), slope, serr, 1
+                    return 0, X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
                 jb[j] = 0
                 if sgl * sgh < 0:
                     ch = -th / sh
@@ -204,7 +225,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                     ac = abs(ch) + abs(cl)
                     den = abs(sh) - abs(sl_) - ea
                     if not den > 0.0 or math.isinf(rb):
-                        return 0, X[:0, 0].copy(), slope, serr, 1
+                        return 0, X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
                     # s_e c_e + t_e = 0, so |c - c_e| <= |s_e c + t_e| / |s_e|
                     ec = ((abs(v) + rb + ea * ac + eb) / den + _TINY) * _INFLATE
                     if _dd_less(ch, cl, loh, lol):
@@ -227,7 +248,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                 if nb > 0:
                     d, de = _dd_diff(cx[q, 0], cx[q, 1], bnd[nb - 1, 0], bnd[nb - 1, 1])
                     if not d > (cx[q, 2] + bnd[nb - 1, 2] + de) * _INFLATE:
-                        return 0, X[:0, 0].copy(), slope, serr, 1  # no exact path here
+                        return 0, X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1  # no exact path here
                 bnd[nb] = cx[q]
                 nb += 1
                 jb[cj[q]] = nb
@@ -236,38 +257,49 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                 nX = _grow_rows(nX, n_new, rows + 1)
                 nV = _grow_rows(nV, n_new, rows)
                 nF = _grow_rows(nF, n_new, rows)
+                nKNOWN = _grow_rows(nKNOWN, n_new, rows)
+                nDIFF = _grow_rows(nDIFF, n_new, rows)
+                nACT = _grow_rows(nACT, n_new, rows)
             for q in range(nb + 1):
                 if q == 0:
                     nX[n_new, 0], nX[n_new, 1], nX[n_new, 2] = loh, lol, elo
                 else:
                     nX[n_new] = bnd[q - 1]
                 any_on = False
+                act = _ZERO
                 for j in range(n_out):
                     active = ((up[j] == 1) == (q >= jb[j])) if jb[j] > 0 else act0[j] == 1
                     if active:
                         any_on = True
+                        if masks:
+                            act |= _ONE << np.uint64(j)
                         nV[n_new, j, :] = s[j, :]
                     else:
                         nV[n_new, j, :] = 0.0
                 nF[n_new] = flat or not any_on
+                nKNOWN[n_new] = False
+                if masks and n_new > 0 and (q > 0 or known_aff):
+                    nDIFF[n_new] = _child_diff(nACT[n_new - 1], act, aff, q > 0)
+                    nKNOWN[n_new] = True
+                nACT[n_new] = act
                 n_new += 1
         if last:
             break
         nX[n_new] = X[nseg]  # the interval's right end
-        X, V, F = nX, nV, nF
+        X, V, F, KNOWN, DIFF, ACT = nX, nV, nF, nKNOWN, nDIFF, nACT
         nseg = n_new
         w_off += n_in * n_out
         b_off += n_out
-    return nseg, X[: nseg + 1, 0].copy(), slope, serr, 0
+    return nseg, X[: nseg + 1, 0].copy(), slope, serr, same, 0
 
 
 @njit(cache=True)
 def count_one_dd(wt, bf, sizes, a, b, capacity):
     """``(pieces, regions, breakpoints, status)`` of one packed net by the dd sweep."""
-    nseg, xs, slope, serr, status = sweep_dd(wt, bf, sizes, a, b, capacity)
+    nseg, xs, slope, serr, same, status = sweep_dd(wt, bf, sizes, a, b, capacity)
     if status != 0:
         return 0, 0, np.empty(0), status
-    new, status = merge_pieces(slope, serr)
+    new, status = merge_pieces(slope, serr, same)
     if status != 0:
         return 0, 0, np.empty(0), status
     bps = breakpoints_of(new, xs)

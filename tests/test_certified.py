@@ -189,3 +189,31 @@ def test_batch_equals_one_by_one_including_undecided_nets():
         count_pieces_batch(nets_[:1], method="certified", device="cuda")
     with pytest.raises(ValueError, match="'exact' or 'certified'"):
         count_pieces_batch(nets_[:1], method="rational")
+
+
+def test_switch_behind_a_zero_weight_is_one_piece_by_structure():
+    """A neuron whose output weight is 0 splits a region but not a piece. The slopes on
+    both sides are inexact and equal; no bound can prove that, the structure does
+    (without a fallback)."""
+    w = np.array([[0.7], [1.3], [-0.9]])
+    b = np.array([-0.1, 0.2, 0.35])
+    net = ReLUNet([w, [[1.1, 0.0, -0.6]]], [b, [0.05]])
+    assert status(net, (-3.0, 3.0)) == 0
+    c = count_pieces(net, (-3.0, 3.0), method="certified")
+    assert same(c, count_pieces(net, (-3.0, 3.0), method="rational"))
+    assert c.regions == c.pieces + 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_construction_perturbed_by_1e_12_has_more_pieces_than_the_tolerances_see(seed):
+    """sawtooth(8) with weights and biases moved by ~1e-12: its coincident breakpoints
+    split. The certified count (double-double) equals the rational one; the tolerance
+    counter merges the split breakpoints and reports nearly 2^8."""
+    rng = np.random.default_rng(seed)
+    base = sawtooth(8)
+    net = ReLUNet([w * (1 + 1e-12 * rng.standard_normal(w.shape)) for w in base.weights],
+                  [v + 1e-12 * rng.standard_normal(v.shape) for v in base.biases])
+    assert status(net, (0.0, 1.0)) == 1 and status_dd(net, (0.0, 1.0)) == 0
+    c = count_pieces(net, (0.0, 1.0), method="certified")
+    assert same(c, count_pieces(net, (0.0, 1.0), method="rational"))
+    assert c.pieces > count_pieces(net, (0.0, 1.0), method="exact").pieces

@@ -507,7 +507,15 @@ def _backprop_findings(data, out, disagree):
         med = float(sub[sub["depth"] == sub["depth"].max()]["value"].median())
         fits.append({"init": init, "precision": prec, "log2_per_layer": b, "lo": lo, "hi": hi, "n": n,
                      "median_at_max_depth": med})
-        if np.isfinite(b):
+        # a construction is one net: where every seed gives the same error at every
+        # depth, the seeds are not independent draws and a CI over them means nothing
+        one_net = bool(sub.groupby("depth")["value"].nunique().max() == 1) and sub["seed"].nunique() > 1
+        fits[-1]["one_net"] = one_net
+        if np.isfinite(b) and one_net:
+            sents.append(f"{init}, {prec}: relative gradient error ×2^{fmt(b)} per layer, "
+                         f"{fmt(med)} at L = {int(sub['depth'].max())} (one net: its {sub['seed'].nunique()} "
+                         "seeds give identical errors, so no CI).")
+        elif np.isfinite(b):
             sents.append(f"{init}, {prec}: relative gradient error ×2^{fmt_ci(b, lo, hi)} per layer, median "
                          f"{fmt(med)} at L = {int(sub['depth'].max())} (n = {n}).")
     out["backprop"] = {"title": "Backprop error against depth and precision", "plot": "backprop",

@@ -97,3 +97,19 @@ def test_growth_states_its_control_from_the_constructions():
     flat = findings(_data(_growth_rows(_linear) + construction(lambda L: 1 + 2 * L)))["questions"]["growth"]["text"]
     assert "exact sawtooth at init (depths 1–12, n = 12) says linear." in flat
     assert "Control" not in findings(_data(_growth_rows(_linear)))["questions"]["growth"]["text"]
+
+
+def test_backprop_of_one_deterministic_net_claims_no_ci():
+    rows = []
+    for init, noisy in (("he", True), ("sawtooth", False)):
+        for L in range(2, 9, 2):
+            for s in range(5):
+                err = 2.0 ** (0.1 * L - 10) * ((1 + 0.1 * ((s * L) % 3)) if noisy else 1.0)
+                rows.append(dict(experiment="backprop", stage="init", init=init, target="square", width=8, depth=L,
+                                 seed=s, precision="fp16", delta=np.nan, eta=np.nan, layer=np.nan,
+                                 metric="backprop_error", value=err))
+    text = findings(_data(rows))["questions"]["backprop"]["text"]
+    assert "sawtooth, fp16: relative gradient error ×2^0.1 per layer" in text
+    assert "(one net: its 5 seeds give identical errors, so no CI)" in text
+    assert "he, fp16: relative gradient error ×2^" in text and "(n = 20)" in text
+    assert text.count("no CI") == 1

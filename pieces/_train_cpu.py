@@ -4,7 +4,8 @@ Parameters of one net live in one flat array ``theta``, layer after layer: the w
 matrix transposed, ``(n_in, n_out)`` row-major, then the bias. Arrays have the compute
 dtype of the precision (float32 for fp32/fp16/bf16, float64 for fp64/pK), and every
 arithmetic result goes through ``rnd`` (a no-op for fp32/fp64): products, sums, the
-loss, the gradient, the update. Loops run in a fixed order, so results are bit for bit
+loss, the gradient, the update. The Python entry points hand fp16 and bf16 the
+dedicated roundings of :func:`pieces.precision.kernel_rounding` (same bits, faster). Loops run in a fixed order, so results are bit for bit
 reproducible, and identical between ``train`` and ``train_batch``.
 
 Loss: ``L = (1/N) sum_n (f(x_n) - y_n)**2``; ``dL/df(x_n) = (2 r_n) / N``.
@@ -13,7 +14,7 @@ Loss: ``L = (1/N) sum_n (f(x_n) - y_n)**2``; ``dL/df(x_n) = (2 r_n) / N``.
 import numpy as np
 from numba import njit, prange
 
-from .precision import rnd
+from .precision import kernel_rounding, rnd
 
 __all__ = ["OPTIMIZERS", "param_layout", "loss_grad", "run_steps_batch", "forward_loss", "evaluate_batch"]
 
@@ -102,25 +103,15 @@ def _forward(theta, sizes, xb, yb, H, r, rs):
             bj = theta[b_off[l] + j]
             for n in range(nb):
                 H[row, n] = bj
-            i = 0
-            while i + 4 <= n_in:  # four terms per pass, still added in order
-                w0 = Wt[i, j]
-                w1 = Wt[i + 1, j]
-                w2 = Wt[i + 2, j]
-                w3 = Wt[i + 3, j]
+            # one term per pass: the sum goes through memory, so the samples' roundings
+            # are independent and pipeline; carrying z through several terms made every
+            # term wait for the previous rounding (slower with F16C's latency)
+            for i in range(n_in):
+                w = Wt[i, j]
+                h = H[i0 + i]
+                z = H[row]
                 for n in range(nb):
-                    z = H[row, n]
-                    z = rnd(z + rnd(w0 * H[i0 + i, n], rs), rs)
-                    z = rnd(z + rnd(w1 * H[i0 + i + 1, n], rs), rs)
-                    z = rnd(z + rnd(w2 * H[i0 + i + 2, n], rs), rs)
-                    z = rnd(z + rnd(w3 * H[i0 + i + 3, n], rs), rs)
-                    H[row, n] = z
-                i += 4
-            while i < n_in:
-                w0 = Wt[i, j]
-                for n in range(nb):
-                    H[row, n] = rnd(H[row, n] + rnd(w0 * H[i0 + i, n], rs), rs)
-                i += 1
+                    z[n] = rnd(z[n] + rnd(w * h[n], rs), rs)
             if l < n_layers - 1:
                 for n in range(nb):
                     z = H[row, n]
@@ -191,25 +182,12 @@ def _backward(theta, sizes, H, r, G, D, E, Dt, rs):
         for i in range(n_in):
             for n in range(nb):
                 E[i, n] = zero
-            j = 0
-            while j + 4 <= n_out:
-                w0 = Wt[i, j]
-                w1 = Wt[i, j + 1]
-                w2 = Wt[i, j + 2]
-                w3 = Wt[i, j + 3]
+            Ei = E[i]
+            for j in range(n_out):  # one term per pass, as in the forward pass
+                w = Wt[i, j]
+                d = D[j]
                 for n in range(nb):
-                    e = E[i, n]
-                    e = rnd(e + rnd(w0 * D[j, n], rs), rs)
-                    e = rnd(e + rnd(w1 * D[j + 1, n], rs), rs)
-                    e = rnd(e + rnd(w2 * D[j + 2, n], rs), rs)
-                    e = rnd(e + rnd(w3 * D[j + 3, n], rs), rs)
-                    E[i, n] = e
-                j += 4
-            while j < n_out:
-                w0 = Wt[i, j]
-                for n in range(nb):
-                    E[i, n] = rnd(E[i, n] + rnd(w0 * D[j, n], rs), rs)
-                j += 1
+                    Ei[n] = rnd(Ei[n] + rnd(w * d[n], rs), rs)
             for n in range(nb):  # ReLU'(z) = 1 where z > 0, else 0
                 E[i, n] = E[i, n] if H[i0 + i, n] > zero else zero
         D, E = E, D
@@ -250,8 +228,9 @@ def evaluate_batch(thetas, sizes, x, y, rounding):
     n = thetas.shape[0]
     losses = np.empty(n, np.float64)
     outputs = np.empty((n, x.size), thetas.dtype)
+    rs = kernel_rounding(rounding)
     for i in range(n):
-        losses[i] = _evaluate(thetas[i], sizes, x, y, rounding, outputs[i])
+        losses[i] = _evaluate(thetas[i], sizes, x, y, rs, outputs[i])
     return losses, outputs
 
 
@@ -376,4 +355,4 @@ def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps
     its last finite parameters (the failing step is not applied).
     """
     return _run_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds,
-                      active, rounding)
+                      active, kernel_rounding(rounding))

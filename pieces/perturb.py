@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _train_cpu
 from .net import ReLUNet
-from .precision import parse_precision, round_array
+from .precision import kernel_rounding, parse_precision, round_array
 from .train import net_to_theta, theta_to_net
 
 __all__ = ["perturbed_step", "GDStep", "gd_step", "backprop_error", "BackpropError", "gradient", "rational_gradient"]
@@ -56,7 +56,8 @@ def gradient(net, x, y, precision="fp64"):
     dt = fmt.compute_dtype
     theta = round_array(net_to_theta(net), fmt).astype(dt)
     loss, g = _train_cpu.loss_grad(
-        theta, _sizes(net), round_array(x, fmt).astype(dt), round_array(y, fmt).astype(dt), fmt.rounding
+        theta, _sizes(net), round_array(x, fmt).astype(dt), round_array(y, fmt).astype(dt),
+        kernel_rounding(fmt.rounding),
     )
     return float(loss), g.astype(np.float64)
 

@@ -11,6 +11,12 @@ rounding (24 >= 2K + 2 too).
 
 ``pK`` uses fp32's exponent range, so ``p24`` is fp32 and ``p8`` is bf16, bit for bit.
 
+In the CPU training kernels, fp16 and bf16 get dedicated roundings of the same bits
+(:func:`kernel_rounding`): fp16 through the F16C conversion float32 -> half -> float32
+(``vcvtps2ph``, 8 lanes), bf16 by integer round-to-nearest-even on the float32 bits.
+The generic rounding (add and subtract a constant of the binade) serves pK and the CUDA
+twin.
+
 Examples
 --------
 >>> import numpy as np
@@ -28,11 +34,16 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba.core import config as numba_config
+from numba.extending import NativeValue, intrinsic, models, overload, register_model, typeof_impl, unbox
 
-__all__ = ["Format", "parse_precision", "round_to", "round_array", "rnd", "PRECISIONS"]
+__all__ = [
+    "Format", "parse_precision", "round_to", "round_array", "rnd", "kernel_rounding", "FastRounding",
+    "PRECISIONS", "HAVE_F16C",
+]
 
 #: Named precisions (``pK`` is accepted for 2 <= K <= 24 as well).
 PRECISIONS = ("fp64", "fp32", "fp16", "bf16")
@@ -137,13 +148,18 @@ _bits_f32 = _bitcast(types.int32, types.float32, ir.IntType(32), ir.FloatType())
 def _round64(x, bits, emin, emax, limit):
     # Branch-free, so that loops over it vectorise. Adding and subtracting
     # c = 1.5 * 2**(q + 52), where 2**q is the format's quantum in x's binade, makes
-    # float64's own round-to-nearest-even round x to a multiple of 2**q.
-    e = ((_f64_bits(x) >> 52) & 0x7FF) - 1023
-    e = min(max(e, emin), emax + 1)  # subnormals: fixed quantum; huge/inf/nan: anything
-    c = _bits_f64(((e + (1076 - bits)) << 52) | (1 << 51))
+    # float64's own round-to-nearest-even round x to a multiple of 2**q. The binade's
+    # power 2**e is x's exponent bits alone (0 for float64 subnormals), raised to
+    # 2**emin for the format's subnormals with a float max (AVX2 has no 64-bit integer
+    # max). From the tie above the largest finite value on, the result is inf: there c
+    # may overflow, and its result is not used. The constants are loop invariants.
+    lo = _bits_f64((emin + 1023) << 52)  # 2**emin
+    k = _bits_f64((1076 - bits) << 52) * 1.5  # 1.5 * 2**(53 - bits)
+    tie = limit + _bits_f64((emax - bits + 1023) << 52)  # limit + half its quantum
+    c = max(_bits_f64(_f64_bits(x) & 0x7FF0000000000000), lo) * k
     r = (x + c) - c
     r = math.copysign(r, x)  # the sign of a zero result is x's; elsewhere a no-op
-    return math.copysign(np.inf, x) if abs(r) > limit else r
+    return x * np.inf if abs(x) >= tie else r  # nan compares false and stays nan
 
 
 @njit(cache=True, error_model="numpy")
@@ -163,12 +179,134 @@ def _round32(x, bits, emin, emax, limit):
     return math.copysign(np.float32(np.inf), x) if abs(r) > limit else r
 
 
+def _host_has_f16c():
+    # Numba compiles for the host CPU unless NUMBA_CPU_NAME says otherwise; only then
+    # is LLVM's fptrunc to half the F16C instruction rather than a library call.
+    if numba_config.CPU_NAME not in (None, "host"):
+        return False
+    return "+f16c" in llvm_binding.get_host_cpu_features().flatten().split(",")
+
+
+#: Whether fp16 rounds with the CPU's F16C conversion (see :func:`kernel_rounding`).
+HAVE_F16C = _host_has_f16c()
+
+
+@intrinsic
+def _fp16_trip(typingctx, x):
+    """float32 -> half -> float32: LLVM's fptrunc rounds to nearest, ties to even, with
+    fp16's subnormals and overflow to inf (IEEE 754 conversion); on F16C CPUs it is one
+    vcvtps2ph, 8 lanes wide."""
+    if not (isinstance(x, types.Float) and x.bitwidth == 32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.fptrunc(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(types.float32), codegen
+
+
+@njit(cache=True, error_model="numpy")
+def _round_fp16(x):
+    return _fp16_trip(x)
+
+
+@intrinsic
+def _bf16_bits(typingctx, x):
+    """Round the float32 ``x`` to bf16 on its bits, in 32-bit integer operations (Numba
+    would widen int32 arithmetic to int64, halving the lanes): add 0x7FFF plus the
+    lowest kept bit, clear the low 16 bits. A carry into the exponent is the right
+    result (the next binade, or inf above bf16's largest value). A nan is returned
+    quieted, with its payload, as float arithmetic returns it (the carry could turn it
+    into inf or 0)."""
+    if not (isinstance(x, types.Float) and x.bitwidth == 32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        c = lambda v: ir.Constant(i32, v)  # noqa: E731
+        u = builder.bitcast(args[0], i32)
+        lsb = builder.and_(builder.lshr(u, c(16)), c(1))
+        r = builder.and_(builder.add(builder.add(u, c(0x7FFF)), lsb), c(0xFFFF0000))
+        nan = builder.fcmp_unordered("uno", args[0], args[0])
+        out = builder.select(nan, builder.or_(u, c(0x400000)), r)
+        return builder.bitcast(out, ir.FloatType())
+
+    return types.float32(types.float32), codegen
+
+
+@njit(cache=True, error_model="numpy")
+def _round_bf16(x):
+    return _bf16_bits(x)
+
+
+class FastRounding:
+    """The rounding spec of fp16 or bf16 in float32 kernels on the CPU: a marker whose
+    Numba type selects a dedicated rounding (F16C conversion, bf16 bit arithmetic)
+    instead of the generic one. Bit for bit the same results (tested).
+
+    Use :func:`kernel_rounding` to get one.
+    """
+
+    def __init__(self, kind):
+        if kind not in ("fp16", "bf16"):
+            raise ValueError(f"no fast rounding for {kind!r}")
+        self.kind = kind
+
+    def __repr__(self):
+        return f"FastRounding({self.kind!r})"
+
+
+class _FastRoundingType(types.Dummy):
+    def __init__(self, kind):
+        self.kind = kind
+        super().__init__(name=f"FastRounding({kind})")
+
+
+@typeof_impl.register(FastRounding)
+def _typeof_fast(val, c):
+    return _FastRoundingType(val.kind)
+
+
+register_model(_FastRoundingType)(models.OpaqueModel)
+
+
+@unbox(_FastRoundingType)
+def _unbox_fast(typ, obj, c):
+    return NativeValue(c.context.get_dummy_value())
+
+
+@overload(len)
+def _len_fast(rs):
+    # kernels test ``len(rs) == 0`` for a native format
+    if isinstance(rs, _FastRoundingType):
+        return lambda rs: 1
+
+
+def kernel_rounding(rs):
+    """The spec the CPU kernels should get for the rounding spec ``rs``
+    (:attr:`Format.rounding`): a :class:`FastRounding` for fp16's and bf16's specs in
+    float32 (fp16 only where the CPU has F16C), else ``rs`` itself.
+
+    >>> kernel_rounding(parse_precision("bf16").rounding)
+    FastRounding('bf16')
+    >>> kernel_rounding(())
+    ()
+    """
+    if isinstance(rs, FastRounding) or len(rs) != 4 or not isinstance(rs[3], np.float32):
+        return rs
+    for kind in ("fp16", "bf16"):
+        if tuple(rs) == _NAMED[kind].rounding and (kind == "bf16" or HAVE_F16C):
+            return FastRounding(kind)
+    return rs
+
+
 def rnd(x, rs):
     """Round ``x`` as the rounding spec ``rs`` says. For use in kernels.
 
     ``rs`` is ``()`` for a native format (fp64, fp32): then ``rnd`` compiles to
     nothing, so native kernels carry no rounding code at all and vectorise. Otherwise
-    ``rs = (bits, emin, emax, limit)`` (see :attr:`Format.rounding`).
+    ``rs = (bits, emin, emax, limit)`` (see :attr:`Format.rounding`), or a
+    :class:`FastRounding` (see :func:`kernel_rounding`).
     """
     raise NotImplementedError  # only its Numba overload runs
 
@@ -177,6 +315,14 @@ def rnd(x, rs):
 def _rnd_overload(x, rs):
     if isinstance(rs, types.BaseTuple) and len(rs) == 0:
         return lambda x, rs: x
+    if isinstance(rs, _FastRoundingType):
+        if isinstance(x, types.Float) and x.bitwidth == 32:
+            return (lambda x, rs: _round_fp16(x)) if rs.kind == "fp16" else (lambda x, rs: _round_bf16(x))
+        # a float64 value (a float32 divided by an integer, say): the generic rounding,
+        # as the generic spec would round it
+        bits, emin, emax = _NAMED[rs.kind].bits, _NAMED[rs.kind].emin, _NAMED[rs.kind].emax
+        limit = _NAMED[rs.kind].max
+        return lambda x, rs: _round64(x, bits, emin, emax, limit)
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda x, rs: _round32(x, rs[0], rs[1], rs[2], rs[3])
     return lambda x, rs: _round64(x, rs[0], rs[1], rs[2], rs[3])

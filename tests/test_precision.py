@@ -4,7 +4,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from pieces.precision import _round_array, parse_precision, round_array
+from pieces import _train_cpu
+from pieces.precision import FastRounding, HAVE_F16C, _round_array, kernel_rounding, parse_precision, round_array
 
 
 def bits64(a):
@@ -88,3 +89,85 @@ def test_pk_keeps_k_bits(k):
 def test_bad_precision(name):
     with pytest.raises(ValueError):
         parse_precision(name)
+
+
+# --- the dedicated roundings of the CPU kernels (F16C for fp16, bit arithmetic for bf16)
+
+FAST = ["bf16"] + (["fp16"] if HAVE_F16C else [])
+
+
+def test_kernel_rounding_picks_the_dedicated_roundings():
+    assert kernel_rounding(parse_precision("bf16").rounding).kind == "bf16"
+    fp16 = kernel_rounding(parse_precision("fp16").rounding)
+    assert isinstance(fp16, FastRounding) == HAVE_F16C
+    for name in ("fp64", "fp32", "p8", "p11", "p24"):  # pK computes in float64: generic
+        rs = parse_precision(name).rounding
+        assert kernel_rounding(rs) is rs
+
+
+def float32_cases(name):
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 2**32, 4_000_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    if name == "fp16":
+        v = np.arange(2**16, dtype=np.uint16).view(np.float16).astype(np.float32)
+    else:
+        v = np.arange(2**16, dtype=np.uint16).view(ml_dtypes.bfloat16).astype(np.float32)
+    v = np.unique(v[np.isfinite(v)])
+    mids = ((v[1:].astype(np.float64) + v[:-1]) / 2).astype(np.float32)  # exact in fp32
+    big = np.float32(np.finfo(np.float32).max)
+    edges = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, big, -big, 1e-45, -1e-45], np.float32)
+    nans = np.array([0x7F800001, 0xFF800001, 0x7FFFFFFF, 0xFFFFFFFF, 0x7F808000, 0x7FC00000], np.uint32)
+    return np.concatenate([x, v, mids, np.nextafter(mids, np.float32(np.inf)),
+                           np.nextafter(mids, np.float32(-np.inf)), edges, nans.view(np.float32)])
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_dedicated_rounding_equals_the_generic_one(name):
+    x = float32_cases(name)
+    rs = parse_precision(name).rounding
+    fast = _round_array(x, kernel_rounding(rs))
+    generic = _round_array(x, rs)
+    if name == "bf16":  # bit for bit, nan payloads included
+        assert np.array_equal(fast.view(np.uint32), generic.view(np.uint32))
+    else:  # F16C drops a nan's low payload bits: nan stays nan
+        assert same_bits(fast, generic).all()
+    ref = x.astype(np.float16 if name == "fp16" else ml_dtypes.bfloat16).astype(np.float32)
+    assert same_bits(fast, ref).all()
+
+
+def emulated_run(name, opt, rounding, lr=0.05, steps=30):
+    fmt = parse_precision(name)
+    dt = fmt.compute_dtype
+    sizes = np.array([1, 9, 13, 8, 1], np.int64)
+    n_params = _train_cpu.param_layout(sizes)[2]
+    thetas = round_array(np.random.default_rng(3).standard_normal((3, n_params)) * 0.7, fmt).astype(dt)
+    # net 1: deep activations and their gradients in the format's subnormal range
+    thetas[1] *= dt.type(2.0**-5 if name == "fp16" else 2.0**-32)
+    x = round_array(np.linspace(-1, 1, 37), fmt).astype(dt)
+    y = round_array(np.sin(3 * x.astype(np.float64)), fmt).astype(dt)
+    lr_arr = round_array(np.full(steps, lr), fmt).astype(dt)
+    bc = round_array(np.stack([1 - 0.9 ** np.arange(1, steps + 1), 1 - 0.999 ** np.arange(1, steps + 1)], 1),
+                     fmt).astype(dt)
+    hp = round_array(np.array([0.9, 0.1, 0.999, 0.001, 1e-3]), fmt).astype(dt)
+    ms, vs = np.zeros_like(thetas), np.zeros_like(thetas)
+    out = _train_cpu._run_batch(thetas, ms, vs, sizes, x, y, lr_arr, bc, hp, _train_cpu.OPTIMIZERS[opt], 0,
+                                steps, 8, np.array([1, 2, 3]), np.ones(3, bool), rounding)
+    return thetas, ms, vs, out
+
+
+@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_training_with_the_dedicated_rounding_is_bit_identical(name, opt):
+    rs = parse_precision(name).rounding
+    for lr in (0.05, 1e4):  # the second diverges (SGD): both must stop at the same step
+        fast = emulated_run(name, opt, kernel_rounding(rs), lr)
+        generic = emulated_run(name, opt, rs, lr)
+        for a, b in zip(fast[:3], generic[:3]):
+            assert a.tobytes() == b.tobytes()
+        for a, b in zip(fast[3], generic[3]):
+            assert a.tobytes() == b.tobytes()
+        steps_done, _, diverged = fast[3]
+        if lr == 0.05:
+            assert not diverged.any() and (steps_done == 30).all()
+        elif opt == "sgd":
+            assert diverged.all()

@@ -7,7 +7,8 @@ without it those lines are skipped.
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+if not os.environ.get("BENCH_DEFAULT_THREADS"):  # the child of bench_vs_torch_default_threads
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import subprocess
 import sys
@@ -125,6 +126,28 @@ def bench_emulation():
                    f"<= {goal}x", r <= goal)
 
 
+def _default_threads_child():
+    w, L, N = 32, 8, 1024
+    ours = ours_step_seconds(w, L, N, "fp32")
+    theirs = torch_step_seconds(w, L, N)
+    print(ours, theirs, torch.get_num_threads())
+
+
+def bench_vs_torch_default_threads():
+    """The same comparison as a user runs it: both libraries at their default threads
+    (OpenBLAS and PyTorch use every core), in a fresh process."""
+    if torch is None:
+        return
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    env["BENCH_DEFAULT_THREADS"] = "1"
+    out = subprocess.run([sys.executable, "-c", "import bench_train as b; b._default_threads_child()"],
+                         capture_output=True, text=True, check=True, env=env, cwd=os.path.dirname(__file__))
+    ours, theirs, threads = out.stdout.split()
+    ours, theirs = float(ours), float(theirs)
+    report(f"GD step fp32 w=32 L=8 N=1024, default threads ({threads}): ours vs PyTorch",
+           f"{ours * 1e3:.3f} vs {theirs * 1e3:.3f} ms = {theirs / ours:.2f}x", ">= 2x", theirs / ours >= 2)
+
+
 def bench_batch_scaling():
     nets = [ReLUNet.random([16] * 8, seed=s) for s in range(64)]
     cfg = TrainConfig(optimizer="gd", lr=1e-3, steps=200, record_every=100, precision="fp32", n_samples=256)
@@ -164,6 +187,7 @@ def main():
           f"{numba.config.NUMBA_NUM_THREADS} threads available")
     bench_batch_scaling()  # before torch: torch.set_num_threads(1) caps the shared OpenMP pool
     bench_vs_torch()
+    bench_vs_torch_default_threads()
     bench_emulation()
     bench_memory()
 

@@ -133,6 +133,7 @@ def _backward(theta, sizes, H, r, G, D, E, Dt, rs):
     n_layers = sizes.size - 1
     w_off, b_off, h_off, h_tot = _layout(sizes)
     zero = theta[0] - theta[0]
+    ones = np.ones(nb, theta.dtype)
     # dL/df = 2 r / N
     for n in range(nb):
         D[0, n] = rnd((r[n] + r[n]) / nb, rs)
@@ -144,11 +145,9 @@ def _backward(theta, sizes, H, r, G, D, E, Dt, rs):
         native = len(rs) == 0 and n_in >= _BLAS_MIN and nb >= _BLAS_MIN
         if native:
             np.dot(H[i0 : i0 + n_in], D[:n_out].T, Gw)
-            for j in range(n_out):
-                gb = zero
-                for n in range(nb):
-                    gb += D[j, n]
-                G[b_off[l] + j] = gb
+            # the bias gradient as a GEMV too: a plain loop is one sequential sum per
+            # neuron (float sums do not vectorise without reordering), ~20% of the step
+            np.dot(D[:n_out], ones, G[b_off[l] : b_off[l] + n_out])
             if l == 0:
                 break
             Wt = theta[w_off[l] : w_off[l] + n_in * n_out].reshape((n_in, n_out))

@@ -42,17 +42,26 @@ else:
     mul_rn = libdevice.dmul_rn
 
 
+#: fp16's (bits, emin, emax): in float32 it rounds with the hardware conversion.
+_FP16 = (11, -14, 15)
+
+
 def device_rounding(rs, dtype):
     """The device spec of the CPU rounding spec ``rs`` for compute dtype ``dtype``.
 
-    ``()`` stays ``()``. Otherwise ``(bits, emin, emax, limit, p, one, c15, down, up,
-    inf)``: ``p`` the significand bits of ``dtype``, then the constants 1, 1.5, 2**-64,
-    2**64 and inf as ``dtype`` scalars.
+    ``()`` stays ``()``. fp16 in float32 is ``(np.int8(16),)``: :func:`rnd` converts to
+    half and back (``cvt.rn.f16.f32``, IEEE round to nearest even with fp16's
+    subnormals and overflow, the conversion F16C does on the CPU). Otherwise
+    ``(bits, emin, emax, limit, p, one, c15, down, up, inf)``: ``p`` the significand
+    bits of ``dtype``, then the constants 1, 1.5, 2**-64, 2**64 and inf as ``dtype``
+    scalars.
     """
     if len(rs) == 0:
         return ()
-    dt = np.dtype(dtype).type
     bits, emin, emax, limit = rs
+    if np.dtype(dtype) == np.float32 and (bits, emin, emax) == _FP16 and config.CUDA_FP16_CONVERT:
+        return (np.int8(16),)
+    dt = np.dtype(dtype).type
     p = 53 if np.dtype(dtype) == np.float64 else 24
     return (np.int64(bits), np.int64(emin), np.int64(emax), dt(limit), np.int64(p),
             dt(1.0), dt(1.5), dt(2.0**-64), dt(2.0**64), dt(np.inf))
@@ -64,6 +73,8 @@ def rnd(x, rs):
     nearest, ties to even, the format's exponent range, subnormals, overflow to inf."""
     if len(rs) == 0:
         return x
+    if len(rs) == 1:  # fp16 in float32 (a compile-time branch: the tuple's length)
+        return np.float32(np.float16(x))
     bits, emin, emax, limit, p, one, c15, down, up, inf = rs
     e = math.frexp(x)[1] - 1  # x = m * 2**e with 1 <= |m| < 2 (0, inf, nan: anything)
     e = min(max(e, emin), emax + 1)

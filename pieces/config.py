@@ -22,6 +22,7 @@ __all__ = [
     "CUDA_TILE_OUT",
     "CUDA_TILE_GRAD",
     "CUDA_NATIVE_HALF",
+    "CUDA_FP16_CONVERT",
     "AUTO_LR_FACTOR",
     "AUTO_LR_RTOL",
     "AUTO_LR_MAX_ITER",
@@ -101,6 +102,12 @@ CUDA_TILE_GRAD = (2, 4)
 #: more than 2048 points stay emulated (their size is not an fp16 integer). Off, so
 #: that GPU and CPU results are identical; benchmarks/gpu_check.py measures both.
 CUDA_NATIVE_HALF = False
+
+#: Round fp16 in the emulated CUDA kernels with the GPU's conversion to half and back
+#: (``cvt.rn.f16.f32``) instead of the generic rounding's frexp/ldexp arithmetic. Both
+#: round to nearest even with fp16's subnormals and overflow, so results are the same;
+#: the PTX check asserts the conversion is there. Off: the generic device rounding.
+CUDA_FP16_CONVERT = True
 
 #: ``lr="auto"`` takes ``AUTO_LR_FACTOR / λ_max`` of the Gauss-Newton curvature at the
 #: start (see :mod:`pieces.curvature`): half of GD's stability limit 2 / λ_max.

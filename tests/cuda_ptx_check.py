@@ -64,8 +64,9 @@ def main():
     class Compiler:
         """Stands in for a kernel: ``k[launch](*args)`` compiles ``k`` for ``args``' types."""
 
-        def __init__(self, kernel, name, f32_only=False, no_fma=False):
+        def __init__(self, kernel, name, f32_only=False, no_fma=False, needs=None):
             self.kernel, self.name, self.f32_only, self.no_fma = kernel, name, f32_only, no_fma
+            self.needs = needs  # a PTX instruction the kernel must contain
 
         def __getitem__(self, launch):
             def compile_for(*args):
@@ -86,7 +87,10 @@ def main():
                     what += f"; {f64} float64 operations in a float32 kernel"
                 if fused:
                     what += f"; {fused} fused multiply-adds where the CPU rounds twice"
-                results.append((self.name, f64 == 0 and fused == 0, what))
+                missing = self.needs is not None and self.needs not in ptx
+                if missing:
+                    what += f"; no {self.needs}"
+                results.append((self.name, f64 == 0 and fused == 0 and not missing, what))
 
             return compile_for
 
@@ -97,15 +101,16 @@ def main():
     real_kernel = _train_cuda._kernel
     sizes = np.array([1, 3, 4, 1], np.int64)
     P = param_layout(sizes)[2]
-    for prec in ("fp64", "fp32", "fp16", "p10", "fp16 native"):
+    for prec in ("fp64", "fp32", "fp16", "bf16", "p10", "fp16 native"):
         fmt = parse_precision(prec.split()[0])
         dt = fmt.compute_dtype
         config.CUDA_NATIVE_HALF = prec.endswith("native")
         for shared in (True, False) if not config.CUDA_NATIVE_HALF else (True,):
             config.CUDA_SHARED_BYTES = 48 * 1024 if shared else 0
             where = "shared" if shared else "global"
-            _train_cuda._kernel = lambda kind, dtype, sh, _p=prec, _w=where: Compiler(
-                real_kernel(kind, dtype, sh), f"{kind} {_p} {_w}", f32_only=np.dtype(dtype) != np.float64)
+            needs = "cvt.rn.f16.f32" if prec == "fp16" and config.CUDA_FP16_CONVERT else None
+            _train_cuda._kernel = lambda kind, dtype, sh, _p=prec, _w=where, _n=needs: Compiler(
+                real_kernel(kind, dtype, sh), f"{kind} {_p} {_w}", f32_only=np.dtype(dtype) != np.float64, needs=_n)
             thetas = np.random.default_rng(0).normal(size=(2, P)).astype(dt)
             X = np.linspace(0, 1, 8).astype(dt)
             lr = np.full(4, 0.01, dt)

@@ -100,6 +100,14 @@ class GDStep:
         self.run()
 
 
+class GDStepWide(GDStep):
+    """Ten full-batch GD steps, width 32, depth 8, 1024 samples: the size at which
+    benchmarks/bench_train.py compares the emulated steps with the native ones."""
+
+    params = ["fp64", "fp32", "fp16", "bf16", "p11"]
+    width, samples = 32, 1024
+
+
 class AdamStep(GDStep):
     params = ["fp32"]
 

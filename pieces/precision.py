@@ -6,8 +6,20 @@ emulated: values are held in float64 and *every* arithmetic result is rounded to
 format (round to nearest, ties to even; the format's exponent range; overflow to inf;
 subnormals). Computing a +, -, *, / or sqrt in float64 and rounding once to K bits gives
 the correctly rounded K-bit result whenever 53 >= 2K + 2 (Figueroa 1995), so the
-emulation is exact for every K <= 24; for fp16 and bf16 it equals computing in fp32 and
-rounding (24 >= 2K + 2 too).
+emulation is exact for every K <= 24. fp16, bf16 and pK with K <= 8 compute in fp32
+instead, with the same results:
+
+- normal results: 24 >= 2K + 2 as well; fp16's subnormals lie in fp32's normal range;
+- results in the subnormal range of bf16 and pK (fp32's exponent range) are rounded
+  twice, to fp32's quantum 2**-149 and then to the format's 2**(-125-K). That is
+  wrong only where fp32 lands on a midpoint of the format (an odd multiple of
+  2**(-126-K)) that the exact result is not on. A sum is exact in fp32 there. A
+  product that fp32 rounds is A*B*2**s with A, B < 2**K and s <= -150, so it lies
+  below 2**(2K-150) <= 2**(-126-K), the smallest midpoint, for K <= 8: both ways give
+  zero (fp32 at most reaches that midpoint, which ties to zero). A quotient
+  A/B*2**e (e >= -128-K) differs from a midpoint by at least 2**(-128-K)/B >
+  2**-150 unless it equals it, for K <= 10. Square roots of positive numbers are
+  normal.
 
 ``pK`` uses fp32's exponent range, so ``p24`` is fp32 and ``p8`` is bf16, bit for bit.
 
@@ -81,9 +93,10 @@ class Format:
 
     @property
     def compute_dtype(self):
-        """dtype the kernels compute in: float32 for fp32, fp16 and bf16 (exact, see the
-        module doc), float64 for fp64 and pK."""
-        return np.dtype(np.float32) if self.name in ("fp32", "fp16", "bf16") else np.dtype(np.float64)
+        """dtype the kernels compute in: float32 for fp32, fp16, bf16 and pK with K <= 8
+        (exact, see the module doc), float64 for fp64 and the wider pK."""
+        f32 = self.name in ("fp32", "fp16", "bf16") or (not self.native and self.bits <= 8)
+        return np.dtype(np.float32) if f32 else np.dtype(np.float64)
 
     @property
     def rounding(self):
@@ -205,55 +218,66 @@ def _fp16_trip(typingctx, x):
     return types.float32(types.float32), codegen
 
 
-@njit(cache=True, error_model="numpy")
-def _round_fp16(x):
-    return _fp16_trip(x)
+def _bits_rounder(bits):
+    """An intrinsic that rounds a float32 to ``bits`` significand bits on its bits, in
+    32-bit integer operations (Numba would widen int32 arithmetic to int64, halving
+    the lanes): add 2**(s-1) - 1 plus the lowest kept bit, clear the low s = 24 - bits
+    bits. That is round to nearest even in float32's exponent range, which is bf16's
+    and pK's: a carry into the exponent is the right result (the next binade, or inf
+    above the largest value), and float32's subnormals round to the format's. A nan is
+    returned quieted, with its payload, as float arithmetic returns it (the carry could
+    turn it into inf or 0)."""
+    shift = 24 - bits
+
+    @intrinsic
+    def round_bits(typingctx, x):
+        if not (isinstance(x, types.Float) and x.bitwidth == 32):
+            return None
+
+        def codegen(context, builder, signature, args):
+            i32 = ir.IntType(32)
+            c = lambda v: ir.Constant(i32, v)  # noqa: E731
+            u = builder.bitcast(args[0], i32)
+            lsb = builder.and_(builder.lshr(u, c(shift)), c(1))
+            r = builder.add(builder.add(u, c((1 << (shift - 1)) - 1)), lsb)
+            r = builder.and_(r, c((0xFFFFFFFF << shift) & 0xFFFFFFFF))
+            nan = builder.fcmp_unordered("uno", args[0], args[0])
+            out = builder.select(nan, builder.or_(u, c(0x400000)), r)
+            return builder.bitcast(out, ir.FloatType())
+
+        return types.float32(types.float32), codegen
+
+    return round_bits
 
 
-@intrinsic
-def _bf16_bits(typingctx, x):
-    """Round the float32 ``x`` to bf16 on its bits, in 32-bit integer operations (Numba
-    would widen int32 arithmetic to int64, halving the lanes): add 0x7FFF plus the
-    lowest kept bit, clear the low 16 bits. A carry into the exponent is the right
-    result (the next binade, or inf above bf16's largest value). A nan is returned
-    quieted, with its payload, as float arithmetic returns it (the carry could turn it
-    into inf or 0)."""
-    if not (isinstance(x, types.Float) and x.bitwidth == 32):
-        return None
-
-    def codegen(context, builder, signature, args):
-        i32 = ir.IntType(32)
-        c = lambda v: ir.Constant(i32, v)  # noqa: E731
-        u = builder.bitcast(args[0], i32)
-        lsb = builder.and_(builder.lshr(u, c(16)), c(1))
-        r = builder.and_(builder.add(builder.add(u, c(0x7FFF)), lsb), c(0xFFFF0000))
-        nan = builder.fcmp_unordered("uno", args[0], args[0])
-        out = builder.select(nan, builder.or_(u, c(0x400000)), r)
-        return builder.bitcast(out, ir.FloatType())
-
-    return types.float32(types.float32), codegen
-
-
-@njit(cache=True, error_model="numpy")
-def _round_bf16(x):
-    return _bf16_bits(x)
+#: one rounding intrinsic per width, for bf16 and pK with K <= 8 (see FastRounding)
+_BITS_ROUNDERS = {k: _bits_rounder(k) for k in range(2, 9)}
 
 
 class FastRounding:
-    """The rounding spec of fp16 or bf16 in float32 kernels on the CPU: a marker whose
-    Numba type selects a dedicated rounding (F16C conversion, bf16 bit arithmetic)
-    instead of the generic one. Bit for bit the same results (tested).
+    """The rounding spec of a format that the CPU kernels compute in float32, as a
+    marker whose Numba type selects a dedicated rounding instead of the generic one:
+    ``"fp16"`` (F16C conversion), ``"bf16"`` and ``"pK"`` for K <= 8 (integer
+    round-to-nearest-even on the float32 bits). Bit for bit the same results (tested).
 
     Use :func:`kernel_rounding` to get one.
     """
 
     def __init__(self, kind):
-        if kind not in ("fp16", "bf16"):
+        if kind != "fp16" and _fast_bits(kind) is None:
             raise ValueError(f"no fast rounding for {kind!r}")
         self.kind = kind
 
     def __repr__(self):
         return f"FastRounding({self.kind!r})"
+
+
+def _fast_bits(kind):
+    """Significand bits of a bit-rounded kind (``"bf16"``, ``"p2"``..``"p8"``), else None."""
+    if kind == "bf16":
+        return 8
+    m = re.fullmatch(r"p(\d+)", str(kind))
+    return int(m.group(1)) if m and 2 <= int(m.group(1)) <= 8 else None
 
 
 class _FastRoundingType(types.Dummy):
@@ -284,19 +308,23 @@ def _len_fast(rs):
 
 def kernel_rounding(rs):
     """The spec the CPU kernels should get for the rounding spec ``rs``
-    (:attr:`Format.rounding`): a :class:`FastRounding` for fp16's and bf16's specs in
-    float32 (fp16 only where the CPU has F16C), else ``rs`` itself.
+    (:attr:`Format.rounding`): a :class:`FastRounding` for a float32 spec of fp16
+    (where the CPU has F16C), bf16 or pK with K <= 8, else ``rs`` itself.
 
     >>> kernel_rounding(parse_precision("bf16").rounding)
     FastRounding('bf16')
+    >>> kernel_rounding(parse_precision("p5").rounding)
+    FastRounding('p5')
     >>> kernel_rounding(())
     ()
     """
     if isinstance(rs, FastRounding) or len(rs) != 4 or not isinstance(rs[3], np.float32):
         return rs
-    for kind in ("fp16", "bf16"):
-        if tuple(rs) == _NAMED[kind].rounding and (kind == "bf16" or HAVE_F16C):
-            return FastRounding(kind)
+    bits, emin, emax = (int(v) for v in rs[:3])
+    if (bits, emin, emax) == (11, -14, 15):
+        return FastRounding("fp16") if HAVE_F16C else rs
+    if (emin, emax) == (-126, 127) and 2 <= bits <= 8:
+        return FastRounding("bf16" if bits == 8 else f"p{bits}")
     return rs
 
 
@@ -316,12 +344,15 @@ def _rnd_overload(x, rs):
     if isinstance(rs, types.BaseTuple) and len(rs) == 0:
         return lambda x, rs: x
     if isinstance(rs, _FastRoundingType):
+        fmt = parse_precision(rs.kind)
         if isinstance(x, types.Float) and x.bitwidth == 32:
-            return (lambda x, rs: _round_fp16(x)) if rs.kind == "fp16" else (lambda x, rs: _round_bf16(x))
+            if rs.kind == "fp16":
+                return lambda x, rs: _fp16_trip(x)
+            round_bits = _BITS_ROUNDERS[fmt.bits]
+            return lambda x, rs: round_bits(x)
         # a float64 value (a float32 divided by an integer, say): the generic rounding,
         # as the generic spec would round it
-        bits, emin, emax = _NAMED[rs.kind].bits, _NAMED[rs.kind].emin, _NAMED[rs.kind].emax
-        limit = _NAMED[rs.kind].max
+        bits, emin, emax, limit = fmt.bits, fmt.emin, fmt.emax, fmt.max
         return lambda x, rs: _round64(x, bits, emin, emax, limit)
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda x, rs: _round32(x, rs[0], rs[1], rs[2], rs[3])

@@ -234,7 +234,7 @@ def test_kernels_compile_for_hopper():
     out = subprocess.run([sys.executable, str(ROOT / "tests" / "cuda_ptx_check.py")], capture_output=True,
                          text=True, cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
-    assert out.stdout.count(" ok ") == 18
+    assert out.stdout.count(" ok ") == 22
 
 
 # ---------------------------------------------------------------- the study on the GPU

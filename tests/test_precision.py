@@ -93,16 +93,19 @@ def test_bad_precision(name):
 
 # --- the dedicated roundings of the CPU kernels (F16C for fp16, bit arithmetic for bf16)
 
-FAST = ["bf16"] + (["fp16"] if HAVE_F16C else [])
+FAST = ["bf16", "p2", "p5", "p7"] + (["fp16"] if HAVE_F16C else [])
 
 
 def test_kernel_rounding_picks_the_dedicated_roundings():
     assert kernel_rounding(parse_precision("bf16").rounding).kind == "bf16"
+    assert kernel_rounding(parse_precision("p8").rounding).kind == "bf16"  # the same format
+    assert kernel_rounding(parse_precision("p3").rounding).kind == "p3"
     fp16 = kernel_rounding(parse_precision("fp16").rounding)
     assert isinstance(fp16, FastRounding) == HAVE_F16C
-    for name in ("fp64", "fp32", "p8", "p11", "p24"):  # pK computes in float64: generic
+    for name in ("fp64", "fp32", "p9", "p11", "p24"):  # wider pK computes in float64: generic
         rs = parse_precision(name).rounding
         assert kernel_rounding(rs) is rs
+    assert [parse_precision(f"p{k}").compute_dtype.itemsize for k in (2, 8, 9, 24)] == [4, 4, 8, 8]
 
 
 def float32_cases(name):
@@ -110,8 +113,9 @@ def float32_cases(name):
     x = rng.integers(0, 2**32, 4_000_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
     if name == "fp16":
         v = np.arange(2**16, dtype=np.uint16).view(np.float16).astype(np.float32)
-    else:
+    else:  # bf16's values, rounded to pK's
         v = np.arange(2**16, dtype=np.uint16).view(ml_dtypes.bfloat16).astype(np.float32)
+        v = round_array(v[np.isfinite(v)], name).astype(np.float32)
     v = np.unique(v[np.isfinite(v)])
     mids = ((v[1:].astype(np.float64) + v[:-1]) / 2).astype(np.float32)  # exact in fp32
     big = np.float32(np.finfo(np.float32).max)
@@ -127,22 +131,26 @@ def test_dedicated_rounding_equals_the_generic_one(name):
     rs = parse_precision(name).rounding
     fast = _round_array(x, kernel_rounding(rs))
     generic = _round_array(x, rs)
-    if name == "bf16":  # bit for bit, nan payloads included
+    if name != "fp16":  # bit for bit, nan payloads included
         assert np.array_equal(fast.view(np.uint32), generic.view(np.uint32))
     else:  # F16C drops a nan's low payload bits: nan stays nan
         assert same_bits(fast, generic).all()
-    ref = x.astype(np.float16 if name == "fp16" else ml_dtypes.bfloat16).astype(np.float32)
+    if name in ("fp16", "bf16"):
+        ref = x.astype(np.float16 if name == "fp16" else ml_dtypes.bfloat16).astype(np.float32)
+    else:  # the float64 path, an exact cast
+        ref = round_array(x.astype(np.float64), name).astype(np.float32)
     assert same_bits(fast, ref).all()
 
 
-def emulated_run(name, opt, rounding, lr=0.05, steps=30):
+def emulated_run(name, opt, rounding, lr=0.05, steps=30, dtype=None):
     fmt = parse_precision(name)
-    dt = fmt.compute_dtype
+    dt = np.dtype(dtype or fmt.compute_dtype)
     sizes = np.array([1, 9, 13, 8, 1], np.int64)
     n_params = _train_cpu.param_layout(sizes)[2]
     thetas = round_array(np.random.default_rng(3).standard_normal((3, n_params)) * 0.7, fmt).astype(dt)
     # net 1: deep activations and their gradients in the format's subnormal range
     thetas[1] *= dt.type(2.0**-5 if name == "fp16" else 2.0**-32)
+    thetas[2] *= dt.type(2.0**-5 if name == "fp16" else 2.0**-24)
     x = round_array(np.linspace(-1, 1, 37), fmt).astype(dt)
     y = round_array(np.sin(3 * x.astype(np.float64)), fmt).astype(dt)
     lr_arr = round_array(np.full(steps, lr), fmt).astype(dt)
@@ -171,3 +179,42 @@ def test_training_with_the_dedicated_rounding_is_bit_identical(name, opt):
             assert not diverged.any() and (steps_done == 30).all()
         elif opt == "sgd":
             assert diverged.all()
+
+
+@pytest.mark.parametrize("k", [2, 4, 6, 8])
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_narrow_pk_in_float32_equals_pk_in_float64(k, opt):
+    # pK with K <= 8 computes in float32 (see the module doc's proof); before, in
+    # float64. Whole training runs, nets with subnormal activations and gradients
+    # among them, must agree bit for bit.
+    fmt = parse_precision(f"p{k}")
+    rs64 = (fmt.bits, fmt.emin, fmt.emax, np.float64(fmt.max))
+    for lr in (0.05, 1e4):
+        new = emulated_run(fmt.name, opt, kernel_rounding(fmt.rounding), lr)
+        old = emulated_run(fmt.name, opt, rs64, lr, dtype=np.float64)
+        for a, b in zip(new[:3], old[:3]):
+            assert a.dtype == np.float32 and b.dtype == np.float64
+            assert same_bits(a.astype(np.float64), b).all()
+        assert np.array_equal(new[3][0], old[3][0]) and np.array_equal(new[3][2], old[3][2])
+        assert same_bits(new[3][1], old[3][1]).all()
+
+
+def product_mismatches(k):
+    """Products of two pK numbers whose exact value lies in fp32's subnormal range:
+    how many round differently through fp32 (the float32 kernels) than directly."""
+    sig = np.arange(1, 2**k, dtype=np.float64)
+    A, B = (m.ravel() for m in np.meshgrid(sig, sig))
+    bad = 0
+    for s in range(-162, -139):  # the product's last bit at 2**s
+        a = (A * 2.0**-70).astype(np.float32)  # exact: k-bit significands, normal in fp32
+        b = (B * 2.0 ** (s + 70)).astype(np.float32)
+        through_fp32 = round_array((a * b).astype(np.float64), f"p{k}")
+        direct = round_array(A * B * 2.0**s, f"p{k}")  # exact in float64
+        bad += int((~same_bits(through_fp32, direct)).sum())
+    return bad
+
+
+def test_fp32_products_round_like_exact_ones_exactly_up_to_8_bits():
+    # the subnormal case of the module doc's proof, exhaustively, and the bound is tight
+    assert [product_mismatches(k) for k in range(2, 9)] == [0] * 7
+    assert product_mismatches(9) > 0

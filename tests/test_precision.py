@@ -158,12 +158,15 @@ def emulated_run(name, opt, rounding, lr=0.05, steps=30, dtype=None):
                      fmt).astype(dt)
     hp = round_array(np.array([0.9, 0.1, 0.999, 0.001, 1e-3]), fmt).astype(dt)
     ms, vs = np.zeros_like(thetas), np.zeros_like(thetas)
-    out = _train_cpu._run_batch(thetas, ms, vs, sizes, x, y, lr_arr, bc, hp, _train_cpu.OPTIMIZERS[opt], 0,
-                                steps, 8, np.array([1, 2, 3]), np.ones(3, bool), rounding)
+    # net by net through the serial kernel that the batch kernel runs per thread: it
+    # compiles in a third of the time
+    runs = [_train_cpu._run(thetas[i], ms[i], vs[i], sizes, x, y, lr_arr, bc, hp, _train_cpu.OPTIMIZERS[opt], 0,
+                            steps, 8, i + 1, rounding) for i in range(3)]
+    out = tuple(np.array(col) for col in zip(*runs))  # (steps done, last loss, diverged)
     return thetas, ms, vs, out
 
 
-@pytest.mark.parametrize("name", FAST)
+@pytest.mark.parametrize("name", [n for n in FAST if n in ("fp16", "bf16", "p5")])  # each compiles a kernel
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 def test_training_with_the_dedicated_rounding_is_bit_identical(name, opt):
     rs = parse_precision(name).rounding
@@ -181,7 +184,7 @@ def test_training_with_the_dedicated_rounding_is_bit_identical(name, opt):
             assert diverged.all()
 
 
-@pytest.mark.parametrize("k", [2, 4, 6, 8])
+@pytest.mark.parametrize("k", [2, 5, 8])
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 def test_narrow_pk_in_float32_equals_pk_in_float64(k, opt):
     # pK with K <= 8 computes in float32 (see the module doc's proof); before, in

@@ -23,6 +23,7 @@ from numba import cuda
 
 from . import config
 from ._device import simulated
+from .precision import parse_precision
 
 __all__ = ["rnd", "mul_rn", "device_rounding", "to_device", "blocks_for", "workspace_budget"]
 
@@ -43,7 +44,7 @@ else:
 
 
 #: fp16's (bits, emin, emax): in float32 it rounds with the hardware conversion.
-_FP16 = (11, -14, 15)
+_FP16 = parse_precision("fp16").rounding[:3]
 
 
 def device_rounding(rs, dtype):

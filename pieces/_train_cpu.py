@@ -2,11 +2,12 @@
 
 Parameters of one net live in one flat array ``theta``, layer after layer: the weight
 matrix transposed, ``(n_in, n_out)`` row-major, then the bias. Arrays have the compute
-dtype of the precision (float32 for fp32/fp16/bf16, float64 for fp64/pK), and every
+dtype of the precision (see :attr:`pieces.precision.Format.compute_dtype`), and every
 arithmetic result goes through ``rnd`` (a no-op for fp32/fp64): products, sums, the
-loss, the gradient, the update. The Python entry points hand fp16 and bf16 the
-dedicated roundings of :func:`pieces.precision.kernel_rounding` (same bits, faster). Loops run in a fixed order, so results are bit for bit
-reproducible, and identical between ``train`` and ``train_batch``.
+loss, the gradient, the update. The Python entry points hand the kernels the dedicated
+roundings of :func:`pieces.precision.kernel_rounding` (same bits, faster). Loops run in
+a fixed order, so results are bit for bit reproducible, and identical between
+``train`` and ``train_batch``.
 
 Loss: ``L = (1/N) sum_n (f(x_n) - y_n)**2``; ``dL/df(x_n) = (2 r_n) / N``.
 """

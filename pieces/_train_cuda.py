@@ -25,10 +25,9 @@ import numpy as np
 from numba import cuda, from_dtype
 
 from . import config
-from ._cuda import device_rounding, rnd, to_device, workspace_budget
+from ._cuda import _FP16, device_rounding, rnd, to_device, workspace_budget
 from ._train_cpu import _layout as _layout_host
 from ._train_cpu import epoch_permutation_py
-from .precision import parse_precision
 
 __all__ = ["run_steps_batch", "evaluate_batch"]
 
@@ -357,9 +356,6 @@ def _shared_bytes(n_params, dtype):
 def _chunk(n, per_net_bytes):
     return max(1, min(n, workspace_budget() // max(per_net_bytes, 1)))
 
-
-#: bits, emin and emax of fp16's rounding spec (see :attr:`pieces.precision.Format.rounding`).
-_FP16 = parse_precision("fp16").rounding[:3]
 
 #: fp16 integers are exact up to 2**11: the batch size divides in native half only then.
 _FP16_EXACT_INT = 2048

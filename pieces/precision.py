@@ -23,11 +23,11 @@ instead, with the same results:
 
 ``pK`` uses fp32's exponent range, so ``p24`` is fp32 and ``p8`` is bf16, bit for bit.
 
-In the CPU training kernels, fp16 and bf16 get dedicated roundings of the same bits
-(:func:`kernel_rounding`): fp16 through the F16C conversion float32 -> half -> float32
-(``vcvtps2ph``, 8 lanes), bf16 by integer round-to-nearest-even on the float32 bits.
-The generic rounding (add and subtract a constant of the binade) serves pK and the CUDA
-twin.
+In the CPU training kernels, the formats computed in fp32 get dedicated roundings of
+the same bits (:func:`kernel_rounding`): fp16 through the F16C conversion float32 ->
+half -> float32 (``vcvtps2ph``, 8 lanes), bf16 and pK with K <= 8 by integer
+round-to-nearest-even on the float32 bits. The generic rounding (add and subtract a
+constant of the binade) serves the wider pK and the CUDA twin.
 
 Examples
 --------
@@ -264,20 +264,13 @@ class FastRounding:
     """
 
     def __init__(self, kind):
-        if kind != "fp16" and _fast_bits(kind) is None:
+        fmt = parse_precision(kind)
+        if not (kind == "fp16" or (not fmt.native and fmt.emin == -126 and fmt.bits <= 8)):
             raise ValueError(f"no fast rounding for {kind!r}")
         self.kind = kind
 
     def __repr__(self):
         return f"FastRounding({self.kind!r})"
-
-
-def _fast_bits(kind):
-    """Significand bits of a bit-rounded kind (``"bf16"``, ``"p2"``..``"p8"``), else None."""
-    if kind == "bf16":
-        return 8
-    m = re.fullmatch(r"p(\d+)", str(kind))
-    return int(m.group(1)) if m and 2 <= int(m.group(1)) <= 8 else None
 
 
 class _FastRoundingType(types.Dummy):
@@ -321,10 +314,11 @@ def kernel_rounding(rs):
     if isinstance(rs, FastRounding) or len(rs) != 4 or not isinstance(rs[3], np.float32):
         return rs
     bits, emin, emax = (int(v) for v in rs[:3])
-    if (bits, emin, emax) == (11, -14, 15):
+    fp16, bf16 = _NAMED["fp16"], _NAMED["bf16"]
+    if (bits, emin, emax) == (fp16.bits, fp16.emin, fp16.emax):
         return FastRounding("fp16") if HAVE_F16C else rs
-    if (emin, emax) == (-126, 127) and 2 <= bits <= 8:
-        return FastRounding("bf16" if bits == 8 else f"p{bits}")
+    if (emin, emax) == (bf16.emin, bf16.emax) and 2 <= bits <= bf16.bits:
+        return FastRounding("bf16" if bits == bf16.bits else f"p{bits}")
     return rs
 
 

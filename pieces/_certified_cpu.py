@@ -18,8 +18,14 @@ its value at an end x (error ``ex``) is within ``eA |x| + eB + (|s| + eA) ex`` p
 rounding of ``s*x + t``. A crossing ``c = -t/s`` is within ``(eA |c| + eB)/(|s| - eA)``
 plus its rounding. Where the bounds are zero (dyadic constructions: every term a
 multiple of 2**q and every partial sum below 2**(q + 53), checked per segment from the
-grains of weights and values), decisions are exact: the sign of ``s*x + t`` by Dekker's
-product and a Shewchuk expansion, equality of crossings and of slopes by ``==``.
+grains of weights and values), decisions are exact: the sign of ``s*x + t`` by one
+fused multiply-add (exact in sign for factors in [2**-450, 2**450]), equality of
+crossings and of slopes by ``==``.
+
+Speed: the four sums of a segment take two input neurons per pass; the end signs are
+first tested in a loop without branches, and only the neurons it leaves open take the
+full test; arrays grow between runs of the segment loop, never inside it (an array
+variable reassigned in a Numba loop costs two atomic reference counts per pass).
 
 Equal slopes of neighbouring segments are also decided by structure, with no bound:
 each segment keeps the set of neurons in which its exact slopes and intercepts may
@@ -38,11 +44,14 @@ float64 more often (see ``benchmarks/bench_count.py``).
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
 
 from ._count_cpu import breakpoints_of
 
-__all__ = ["sweep", "merge_pieces", "count_one", "count_batch", "exact_sign", "sign_beyond", "AMBIGUOUS",
+__all__ = ["sweep", "merge_pieces", "count_one", "count_in", "count_batch", "exact_sign", "sign_beyond", "AMBIGUOUS",
            "new_workspace"]
 
 
@@ -71,6 +80,43 @@ _KNOWN = 4
 _MASK_BITS = 64
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """``a*b + c`` rounded once (LLVM's ``llvm.fma``: the FMA instruction, or libm's
+    correctly rounded ``fma`` where the CPU has none)."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        d = ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@intrinsic
+def _float_bits(typingctx, v):
+    """The IEEE 754 bits of a float64, as an int64."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
+def _pow2(typingctx, p):
+    """``2.0**p`` for an integer p in [-1022, 1023], built from its bits."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        biased = builder.add(args[0], ir.Constant(ir.IntType(64), 1023))
+        return builder.bitcast(builder.shl(biased, ir.Constant(ir.IntType(64), 52)), ir.DoubleType())
+
+    return sig, codegen
 
 
 @njit(cache=True, inline="always")
@@ -109,26 +155,17 @@ def _sign(v):
 @njit(cache=True)
 def exact_sign(s, x, t):
     """The sign of ``s*x + t`` in exact arithmetic (-1, 0, 1), or AMBIGUOUS where the
-    magnitudes leave the range in which the error-free transformations are exact.
+    magnitudes leave the range in which one fused multiply-add decides it.
 
-    ``s*x = p + e`` exactly (Dekker), ``p + e + t`` is grown into a nonoverlapping
-    expansion (Shewchuk), whose largest nonzero component has the sum's sign.
+    With every nonzero factor in [2**-450, 2**450], the exact ``s*x + t`` is a multiple
+    of 2**-1004 and below 2**901, so where it is not zero it is a normal float64's
+    distance from zero: the fma, which rounds it once, keeps its sign (and its zero).
     """
     if s == 0.0 or x == 0.0:
         return _sign(t)
     if not (_safe(s) and _safe(x) and _safe(t)):
         return AMBIGUOUS
-    p, e = _two_prod(s, x)
-    if not _safe(p):
-        return AMBIGUOUS
-    s1, e1 = _two_sum(p, e)
-    q, h0 = _two_sum(t, e1)
-    q, h1 = _two_sum(q, s1)
-    if q != 0.0:
-        return _sign(q)
-    if h1 != 0.0:
-        return _sign(h1)
-    return _sign(h0)
+    return _sign(_fma(s, x, t))
 
 
 @njit(cache=True, inline="always")
@@ -168,11 +205,26 @@ def sign_beyond(v, bound):
 
 @njit(cache=True, inline="always")
 def _grain(v):
-    """log2 of the lowest set bit of the nonzero float ``v``."""
-    m, e = math.frexp(abs(v))
-    mi = np.int64(m * 9007199254740992.0)  # the 53-bit significand, an integer
-    low = mi & -mi
-    return e - 53 + math.frexp(float(low))[1] - 1
+    """log2 of the lowest set bit of the nonzero finite float ``v``."""
+    bits = _float_bits(v)
+    e = (bits >> 52) & 0x7FF
+    mant = bits & 0xFFFFFFFFFFFFF
+    if e == 0:  # subnormal: mant * 2**-1074
+        return -1074 + trailing_zeros(mant)
+    return e - 1075 + trailing_zeros(mant | 0x10000000000000)
+
+
+@njit(cache=True, inline="always")
+def _bound_terms(a, b, ea, eb, g, exact_in):
+    """What one unit of weight on an input neuron with slope ``a`` and intercept ``b``
+    (errors ``ea``, ``eb``, unused where its segment is exact) adds to the error bounds
+    of the sums it enters: gamma times the term, plus the input's own error."""
+    qa = g * (abs(a) + _TINY)
+    qb = g * (abs(b) + _TINY)
+    if not exact_in:
+        qa += ea
+        qb += eb
+    return qa, qb
 
 
 @njit(cache=True, inline="always")
@@ -230,7 +282,7 @@ def new_workspace(capacity, wmax):
         np.empty((capacity, wmax)), np.empty((capacity, wmax)),
         np.empty((capacity, wmax)), np.empty((capacity, wmax)),
         np.empty(capacity), np.empty(capacity), np.empty(capacity),
-        np.empty((8, wmax)), np.empty((4, wmax), np.int64),
+        np.empty((8, wmax)), np.empty((6, wmax), np.int64),
         np.empty(capacity, np.uint64), np.empty(capacity, np.uint64),
         np.empty(capacity, np.uint64), np.empty(capacity, np.uint64), np.empty(wmax, np.uint64),
         np.empty(capacity, np.bool_),
@@ -286,11 +338,11 @@ def _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB):
     okA = True
     if MA > 0.0:
         q = gW + ga
-        okA = q >= -1000 and Cw * MA * _INFLATE < math.ldexp(1.0, min(q + 53, 1000))
+        okA = q >= -1000 and Cw * MA * _INFLATE < _pow2(min(q + 53, 1000))
     qt = min(gW + gbb, gb)
     okB = MB == 0.0 and bmax == 0.0
     if not okB:
-        okB = qt >= -1000 and (Cw * MB + bmax) * _INFLATE < math.ldexp(1.0, min(qt + 53, 1000))
+        okB = qt >= -1000 and (Cw * MB + bmax) * _INFLATE < _pow2(min(qt + 53, 1000))
     return okA and okB
 
 
@@ -342,6 +394,8 @@ def sweep(wt, bf, sizes, a, b, ws):
     jb = iscr[1]
     up = iscr[2]
     act0 = iscr[3]
+    live = iscr[4]
+    pend = iscr[5]
     cap_new = nA.shape[0]
     nseg = 1
     xs[0] = a
@@ -387,8 +441,8 @@ def sweep(wt, bf, sizes, a, b, ws):
         gb = -_NOGRAIN
         g0 = (n_in + 2) * _U * 1.001  # gamma_{n_in + 1}, rounded up
         n_new = 0
-        if not last and cap_new < 2 * nseg:  # a layer at most ~doubles the segments
-            cap_new = 2 * nseg
+        if not last and cap_new < 2 * nseg + n_out + 1:  # a layer mostly at most doubles the segments
+            cap_new = 2 * nseg + n_out + 1
             nxs = np.empty(cap_new + 1)
             nex = np.empty(cap_new + 1)
             nF = np.empty(cap_new, np.int8)
@@ -403,184 +457,240 @@ def sweep(wt, bf, sizes, a, b, ws):
             serr = np.empty(nseg)
             intercept = np.empty(nseg)
             same = np.empty(nseg, np.bool_)
-        for k in range(nseg):
-            lo = xs[k]
-            hi = xs[k + 1]
-            elo = ex[k]
-            ehi = ex[k + 1]
-            flat = (F[k] & _FLAT) != 0
-            # the neurons of this layer whose exact affine maps may differ from those
-            # of the left neighbour (-1 where that is not known)
-            known_aff = masks and k > 0 and (F[k] & _KNOWN) != 0
-            aff = _reached(DIFF[k], reach, n_in) if known_aff else _ZERO
-            # a segment whose inputs are exact, and whose sums are certified exact
-            # by their grains, is computed with zero error bounds
-            exact_in = (F[k] & _EXACT) != 0
-            g = g0
-            if exact_in:
-                MA = 0.0
-                MB = 0.0
-                ga = _NOGRAIN
-                gbb = _NOGRAIN
-                for i in range(n_in):
-                    ai = A[k, i]
-                    bi = B[k, i]
-                    if ai != 0.0:
-                        MA = max(MA, abs(ai))
-                        ga = min(ga, _grain(ai))
-                    if bi != 0.0:
-                        MB = max(MB, abs(bi))
-                        gbb = min(gbb, _grain(bi))
-                if not have_grains:
-                    gW, gb = _layer_grains(Wt, bias)
-                    have_grains = True
-                if _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB):
-                    g = 0.0
-            for j in range(n_out):
-                s[j] = 0.0
-                t[j] = bias[j]
-                ea[j] = 0.0
-                eb[j] = 0.0
-            for i in range(n_in):
-                ai = A[k, i]
-                bi = B[k, i]
-                if ai == 0.0 and bi == 0.0:
-                    continue  # inactive input neuron: adds nothing
-                if g == 0.0:
-                    for j in range(n_out):
-                        wij = Wt[i, j]
-                        s[j] += wij * ai
-                        t[j] += wij * bi
-                else:
-                    # |fl(sum) - sum| <= gamma * sum |w_ij| |a_i|, and the inputs'
-                    # own errors pass through |W|
-                    qa = g * (abs(ai) + _TINY)
-                    qb = g * (abs(bi) + _TINY)
-                    if not exact_in:
-                        qa += EA[k, i]
-                        qb += EB[k, i]
-                    for j in range(n_out):
-                        wij = Wt[i, j]
-                        s[j] += wij * ai
-                        t[j] += wij * bi
-                        aw = abs(wij)
-                        ea[j] += aw * qa
-                        eb[j] += aw * qb
-            if g != 0.0:
-                for j in range(n_out):
-                    if ea[j] != 0.0 or eb[j] != 0.0:  # some term was not zero: sums rounded
-                        ea[j] = 0.0 if flat else ea[j] * _INFLATE
-                        eb[j] = (eb[j] + g * abs(bias[j])) * _INFLATE
-            if last:
-                slope[k] = s[0]
-                intercept[k] = t[0]
-                serr[k] = ea[0]
-                # the output's exact affine map is the left neighbour's, by structure
-                same[k] = known_aff and (aff & _ONE) == _ZERO
-                continue
-            # the signs at both ends decide everything: a crossing lies strictly
-            # inside exactly when they are strictly opposite
-            m = 0
-            for j in range(n_out):
-                sj = s[j]
-                tj = t[j]
-                sl = _end_sign(sj, tj, ea[j], eb[j], lo, elo)
-                sh = _end_sign(sj, tj, ea[j], eb[j], hi, ehi)
-                if sl == AMBIGUOUS or sh == AMBIGUOUS:
-                    return 0, ws, 1
-                jb[j] = 0
-                if sl * sh < 0:
-                    c = -tj / sj
-                    ac = abs(c)
-                    if ea[j] == 0.0 and eb[j] == 0.0:
-                        r = exact_sign(sj, c, tj)
-                        if r == AMBIGUOUS:
-                            return 0, ws, 1
-                        ec = 0.0 if r == 0 else max(2.0 * _U * ac, 5e-324) * _INFLATE
-                    else:
-                        # s*c_e + t = (s - s_e)*c_e + (t - t_e) at the exact crossing
-                        ec = ((ea[j] * ac + eb[j]) / (abs(sj) - ea[j]) + 2.0 * _U * ac + 5e-324) * _INFLATE
-                    if c < lo:
-                        c = lo
-                        ec = max(ec, elo)
-                    elif c > hi:
-                        c = hi
-                        ec = max(ec, ehi)
-                    q = m
-                    while q > 0 and cx[q - 1] > c:
-                        cx[q] = cx[q - 1]
-                        ce[q] = ce[q - 1]
-                        cj[q] = cj[q - 1]
-                        q -= 1
-                    cx[q] = c
-                    ce[q] = ec
-                    cj[q] = j
-                    m += 1
-                    up[j] = 1 if sh > 0 else 0
-                else:
-                    act0[j] = 1 if (sl > 0 or sh > 0) else 0
-            # crossings at one point are one boundary; the float order is the exact
-            # order once every neighbouring pair is certified apart
-            nb = 0
-            for q in range(m):
-                c = cx[q]
-                ec = ce[q]
-                one_point = False
-                if nb > 0:
-                    pc = bx[nb - 1]
-                    pe = be[nb - 1]
-                    if ec == 0.0 and pe == 0.0:
-                        one_point = c == pc
-                    elif not (c - pc > (ec + pe) * _INFLATE):
-                        return 0, ws, 1
-                if not one_point:
-                    bx[nb] = c
-                    be[nb] = ec
-                    nb += 1
-                jb[cj[q]] = nb  # neuron changes sign at boundary nb (1-based)
-            if n_new + nb + 1 > cap_new:
+        # Arrays are grown between runs of the segment loop, never inside it: an array
+        # variable reassigned in the loop costs an atomic reference count per segment.
+        k_next = 0
+        while k_next < nseg:
+            if not last and n_new + n_out + 1 > cap_new:
                 grown = 2 * cap_new
-                while n_new + nb + 1 > grown:
+                while n_new + n_out + 1 > grown:
                     grown *= 2
                 nxs, nex, nF, nA, nB, nEA, nEB, nDIFF, nACT = _grow(n_new, grown, nxs, nex, nF, nA, nB, nEA, nEB,
                                                                      nDIFF, nACT)
                 cap_new = grown
-            seg_exact = True  # every active child neuron exact: bounds not stored
-            for j in range(n_out):
-                if ea[j] != 0.0 or eb[j] != 0.0:
-                    seg_exact = False
+            k_stop = nseg
+            for k in range(k_next, nseg):
+                if not last and n_new + n_out + 1 > cap_new:  # a segment has at most n_out + 1 children
+                    k_stop = k
                     break
-            for q in range(nb + 1):
-                nxs[n_new] = lo if q == 0 else bx[q - 1]
-                nex[n_new] = elo if q == 0 else be[q - 1]
-                any_on = False
-                act = _ZERO
+                lo = xs[k]
+                hi = xs[k + 1]
+                elo = ex[k]
+                ehi = ex[k + 1]
+                flat = (F[k] & _FLAT) != 0
+                # the neurons of this layer whose exact affine maps may differ from those
+                # of the left neighbour (-1 where that is not known)
+                known_aff = masks and k > 0 and (F[k] & _KNOWN) != 0
+                aff = _reached(DIFF[k], reach, n_in) if known_aff else _ZERO
+                # a segment whose inputs are exact, and whose sums are certified exact
+                # by their grains, is computed with zero error bounds
+                exact_in = (F[k] & _EXACT) != 0
+                g = g0
+                if exact_in:
+                    MA = 0.0
+                    MB = 0.0
+                    ga = _NOGRAIN
+                    gbb = _NOGRAIN
+                    for i in range(n_in):
+                        ai = A[k, i]
+                        bi = B[k, i]
+                        if ai != 0.0:
+                            MA = max(MA, abs(ai))
+                            ga = min(ga, _grain(ai))
+                        if bi != 0.0:
+                            MB = max(MB, abs(bi))
+                            gbb = min(gbb, _grain(bi))
+                    if not have_grains:
+                        gW, gb = _layer_grains(Wt, bias)
+                        have_grains = True
+                    if _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB):
+                        g = 0.0
                 for j in range(n_out):
-                    if jb[j] > 0:
-                        active = (up[j] == 1) == (q >= jb[j])
+                    s[j] = 0.0
+                    t[j] = bias[j]
+                    ea[j] = 0.0
+                    eb[j] = 0.0
+                n_live = 0  # the input neurons active on this segment
+                for i in range(n_in):
+                    if A[k, i] != 0.0 or B[k, i] != 0.0:
+                        live[n_live] = i
+                        n_live += 1
+                if g == 0.0:
+                    for q in range(n_live):
+                        i = live[q]
+                        ai = A[k, i]
+                        bi = B[k, i]
+                        wi = Wt[i]
+                        for j in range(n_out):
+                            s[j] += wi[j] * ai
+                            t[j] += wi[j] * bi
+                else:
+                    # |fl(sum) - sum| <= gamma * sum |w_ij| |a_i| in any order of the
+                    # sum, and the inputs' own errors pass through |W|. Two inputs per
+                    # pass halve the loads and stores of the four sums.
+                    q = 0
+                    while q < n_live:
+                        i0 = live[q]
+                        i1 = live[q + 1] if q + 1 < n_live else i0
+                        a0 = A[k, i0]
+                        b0 = B[k, i0]
+                        qa0, qb0 = _bound_terms(a0, b0, EA[k, i0], EB[k, i0], g, exact_in)
+                        if q + 1 < n_live:
+                            a1 = A[k, i1]
+                            b1 = B[k, i1]
+                            qa1, qb1 = _bound_terms(a1, b1, EA[k, i1], EB[k, i1], g, exact_in)
+                        else:  # an odd one out: its twin adds exact zeros
+                            a1 = 0.0
+                            b1 = 0.0
+                            qa1 = 0.0
+                            qb1 = 0.0
+                        w0 = Wt[i0]
+                        w1 = Wt[i1]
+                        for j in range(n_out):
+                            x0 = w0[j]
+                            x1 = w1[j]
+                            y0 = abs(x0)
+                            y1 = abs(x1)
+                            s[j] += x0 * a0 + x1 * a1
+                            t[j] += x0 * b0 + x1 * b1
+                            ea[j] += y0 * qa0 + y1 * qa1
+                            eb[j] += y0 * qb0 + y1 * qb1
+                        q += 2
+                if g != 0.0:
+                    for j in range(n_out):
+                        if ea[j] != 0.0 or eb[j] != 0.0:  # some term was not zero: sums rounded
+                            ea[j] = 0.0 if flat else ea[j] * _INFLATE
+                            eb[j] = (eb[j] + g * abs(bias[j])) * _INFLATE
+                if last:
+                    slope[k] = s[0]
+                    intercept[k] = t[0]
+                    serr[k] = ea[0]
+                    # the output's exact affine map is the left neighbour's, by structure
+                    same[k] = known_aff and (aff & _ONE) == _ZERO
+                    continue
+                # the signs at both ends decide everything: a crossing lies strictly
+                # inside exactly when they are strictly opposite
+                m = 0
+                finite = not (math.isinf(lo) or math.isinf(hi))
+                if finite:
+                    # the common case first, in a loop without branches (it vectorises):
+                    # both ends proved on one side, with the bounds of _end_sign
+                    alo = abs(lo)
+                    ahi = abs(hi)
+                    for j in range(n_out):
+                        sj = s[j]
+                        tj = t[j]
+                        eaj = ea[j]
+                        ebj = eb[j]
+                        slo = sj * lo
+                        shi = sj * hi
+                        plo = slo + tj
+                        phi = shi + tj
+                        c_lo = (eaj * alo + ebj + (abs(sj) + eaj) * elo
+                                + 4.0 * _U * (abs(slo) + abs(tj)) + _TINY) * _INFLATE
+                        c_hi = (eaj * ahi + ebj + (abs(sj) + eaj) * ehi
+                                + 4.0 * _U * (abs(shi) + abs(tj)) + _TINY) * _INFLATE
+                        on = (plo > c_lo) & (phi > c_hi)
+                        off = (plo < -c_lo) & (phi < -c_hi)
+                        act0[j] = on
+                        jb[j] = 0
+                        pend[j] = not (on | off)
+                for j in range(n_out):
+                    if finite and pend[j] == 0:
+                        continue
+                    sj = s[j]
+                    tj = t[j]
+                    sl = _end_sign(sj, tj, ea[j], eb[j], lo, elo)
+                    sh = _end_sign(sj, tj, ea[j], eb[j], hi, ehi)
+                    if sl == AMBIGUOUS or sh == AMBIGUOUS:
+                        return 0, ws, 1
+                    jb[j] = 0
+                    if sl * sh < 0:
+                        c = -tj / sj
+                        ac = abs(c)
+                        if ea[j] == 0.0 and eb[j] == 0.0:
+                            r = exact_sign(sj, c, tj)
+                            if r == AMBIGUOUS:
+                                return 0, ws, 1
+                            ec = 0.0 if r == 0 else max(2.0 * _U * ac, 5e-324) * _INFLATE
+                        else:
+                            # s*c_e + t = (s - s_e)*c_e + (t - t_e) at the exact crossing
+                            ec = ((ea[j] * ac + eb[j]) / (abs(sj) - ea[j]) + 2.0 * _U * ac + 5e-324) * _INFLATE
+                        if c < lo:
+                            c = lo
+                            ec = max(ec, elo)
+                        elif c > hi:
+                            c = hi
+                            ec = max(ec, ehi)
+                        q = m
+                        while q > 0 and cx[q - 1] > c:
+                            cx[q] = cx[q - 1]
+                            ce[q] = ce[q - 1]
+                            cj[q] = cj[q - 1]
+                            q -= 1
+                        cx[q] = c
+                        ce[q] = ec
+                        cj[q] = j
+                        m += 1
+                        up[j] = 1 if sh > 0 else 0
                     else:
-                        active = act0[j] == 1
-                    if active:
-                        any_on = True
-                        if masks:
-                            act |= _ONE << np.uint64(j)
-                        nA[n_new, j] = s[j]
-                        nB[n_new, j] = t[j]
-                    else:
-                        nA[n_new, j] = 0.0
-                        nB[n_new, j] = 0.0
-                    if not seg_exact:
-                        nEA[n_new, j] = ea[j] if active else 0.0
-                        nEB[n_new, j] = eb[j] if active else 0.0
-                flags = _EXACT if seg_exact else 0
-                if flat or not any_on:  # every slope exactly 0 from here on
-                    flags |= _FLAT
-                if masks and n_new > 0 and (q > 0 or known_aff):
-                    nDIFF[n_new] = _child_diff(nACT[n_new - 1], act, aff, q > 0)
-                    flags |= _KNOWN
-                nACT[n_new] = act
-                nF[n_new] = flags
-                n_new += 1
+                        act0[j] = 1 if (sl > 0 or sh > 0) else 0
+                # crossings at one point are one boundary; the float order is the exact
+                # order once every neighbouring pair is certified apart
+                nb = 0
+                for q in range(m):
+                    c = cx[q]
+                    ec = ce[q]
+                    one_point = False
+                    if nb > 0:
+                        pc = bx[nb - 1]
+                        pe = be[nb - 1]
+                        if ec == 0.0 and pe == 0.0:
+                            one_point = c == pc
+                        elif not (c - pc > (ec + pe) * _INFLATE):
+                            return 0, ws, 1
+                    if not one_point:
+                        bx[nb] = c
+                        be[nb] = ec
+                        nb += 1
+                    jb[cj[q]] = nb  # neuron changes sign at boundary nb (1-based)
+                seg_exact = True  # every active child neuron exact: bounds not stored
+                for j in range(n_out):
+                    if ea[j] != 0.0 or eb[j] != 0.0:
+                        seg_exact = False
+                        break
+                for q in range(nb + 1):
+                    nxs[n_new] = lo if q == 0 else bx[q - 1]
+                    nex[n_new] = elo if q == 0 else be[q - 1]
+                    any_on = False
+                    act = _ZERO
+                    for j in range(n_out):
+                        if jb[j] > 0:
+                            active = (up[j] == 1) == (q >= jb[j])
+                        else:
+                            active = act0[j] == 1
+                        if active:
+                            any_on = True
+                            if masks:
+                                act |= _ONE << np.uint64(j)
+                            nA[n_new, j] = s[j]
+                            nB[n_new, j] = t[j]
+                        else:
+                            nA[n_new, j] = 0.0
+                            nB[n_new, j] = 0.0
+                        if not seg_exact:
+                            nEA[n_new, j] = ea[j] if active else 0.0
+                            nEB[n_new, j] = eb[j] if active else 0.0
+                    flags = _EXACT if seg_exact else 0
+                    if flat or not any_on:  # every slope exactly 0 from here on
+                        flags |= _FLAT
+                    if masks and n_new > 0 and (q > 0 or known_aff):
+                        nDIFF[n_new] = _child_diff(nACT[n_new - 1], act, aff, q > 0)
+                        flags |= _KNOWN
+                    nACT[n_new] = act
+                    nF[n_new] = flags
+                    n_new += 1
+            k_next = k_stop
         if last:
             break
         nxs[n_new] = b
@@ -633,11 +743,22 @@ def merge_pieces(slope, serr, same):
 def count_one(wt, bf, sizes, a, b, capacity):
     """``(pieces, regions, breakpoints, status)`` of one packed net; ``status`` 1 means
     undecided (the counts are then 0 and the caller counts the net exactly)."""
-    xs, slope, intercept, new, status = enumerate_segments(wt, bf, sizes, a, b, capacity)
+    p, r, bps, status, _ = count_in(wt, bf, sizes, a, b, new_workspace(capacity, sizes.max()))
+    return p, r, bps, status
+
+
+@njit(cache=True)
+def count_in(wt, bf, sizes, a, b, ws):
+    """:func:`count_one` in the workspace ``ws`` (see :func:`new_workspace`), which it
+    returns, grown where it had to: a caller that keeps it counts the next net without
+    allocating (fresh pages cost about a sixth of a count)."""
+    nseg, ws, status = sweep(wt, bf, sizes, a, b, ws)
+    if status == 0:
+        new, status = merge_pieces(ws[14][:nseg], ws[15][:nseg], ws[24][:nseg])
     if status != 0:
-        return 0, 0, np.empty(0), status
-    bps = breakpoints_of(new, xs)
-    return bps.size + 1, slope.size, bps, 0
+        return 0, 0, np.empty(0), status, ws
+    bps = breakpoints_of(new, ws[0][: nseg + 1])
+    return bps.size + 1, nseg, bps, 0, ws
 
 
 @njit(cache=True, parallel=True)

@@ -13,6 +13,7 @@ __all__ = [
     "METHODS",
     "DEVICES",
     "COUNT_INITIAL_CAPACITY",
+    "COUNT_WORKSPACE_KEEP_BYTES",
     "SGD_BATCH_SIZE",
     "CUDA_TRAIN_THREADS",
     "CUDA_COUNT_THREADS",
@@ -65,6 +66,10 @@ DEVICES = ("cpu", "cuda", "auto")
 
 #: Segments preallocated by the exact counter; buffers double when full.
 COUNT_INITIAL_CAPACITY = 64
+
+#: A thread keeps the certified counter's buffers between single-net counts up to this
+#: size (their nominal bytes; only pages once touched take memory).
+COUNT_WORKSPACE_KEEP_BYTES = 256 * 2**20
 
 #: Minibatch size of ``optimizer="sgd"`` when ``batch_size`` is not given.
 SGD_BATCH_SIZE = 32

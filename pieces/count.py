@@ -27,6 +27,7 @@ What each method guarantees:
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numba
@@ -132,10 +133,8 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
         )
         return PieceCount(int(p), int(r), bps, "exact")
     if method == "certified":
-        from . import _certified_cpu
-
         wt, bf, sizes, *_ = _count_cpu.pack([net])
-        p, r, bps, status = _certified_cpu.count_one(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
+        p, r, bps, status = _certified_float64(wt, bf, sizes, a, b)
         if status == 0:
             return PieceCount(int(p), int(r), bps, "certified")
         return _certified_beyond_float64(net, a, b)
@@ -155,6 +154,24 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
         p, r, bps = count_grid(net, a, b, int(n))
         return PieceCount(int(p), int(r), bps, "grid")
     raise ValueError(f"unknown method {method!r}; expected one of {', '.join(config.METHODS)}")
+
+
+_workspaces = threading.local()
+
+
+def _certified_float64(wt, bf, sizes, a, b):
+    """The certified float64 stage of one packed net, in this thread's kept workspace
+    (counting again in the same pages saves the page faults of fresh buffers; a
+    workspace above ``config.COUNT_WORKSPACE_KEEP_BYTES`` is not kept)."""
+    from . import _certified_cpu
+
+    ws = getattr(_workspaces, "certified", None)
+    if ws is None or ws[3].shape[1] < sizes.max():
+        ws = _certified_cpu.new_workspace(config.COUNT_INITIAL_CAPACITY, int(sizes.max()))
+    p, r, bps, status, ws = _certified_cpu.count_in(wt, bf, sizes, a, b, ws)
+    keep = sum(arr.nbytes for arr in ws) <= config.COUNT_WORKSPACE_KEEP_BYTES
+    _workspaces.certified = ws if keep else None
+    return p, r, bps, status
 
 
 def _certified_beyond_float64(net, a, b):

@@ -175,6 +175,30 @@ def test_exact_sign_on_near_cancellations(m, e, n):
     assert r == (v > 0) - (v < 0)
 
 
+@settings(max_examples=300)
+@given(v=st.floats(allow_nan=False, allow_infinity=False).filter(lambda v: v != 0.0))
+def test_grain_is_the_lowest_set_bit(v):
+    """_grain reads the bits (subnormals included); the oracle is the exact rational."""
+    from numba import njit
+
+    grain = njit(lambda v: _certified_cpu._grain(v))
+    f = Fraction(abs(v))
+    num = f.numerator
+    assert grain(v) == (num & -num).bit_length() - 1 - (f.denominator.bit_length() - 1)
+
+
+def test_kept_workspace_counts_like_a_fresh_one():
+    """count_pieces keeps its buffers between nets: a big net, then smaller and wider
+    ones, each count equals a count in fresh buffers."""
+    for net, iv in [(sawtooth(12), (0.0, 1.0)), (ReLUNet.random([3] * 2, seed=1), (-2.0, 2.0)),
+                    (ReLUNet.random([40] * 3, init="he", seed=2), (-np.inf, np.inf)), (sawtooth(4), (0.0, 1.0))]:
+        c = count_pieces(net, iv, method="certified")
+        wt, bf, sizes, *_ = _count_cpu.pack([net])
+        p, r, bps, st_ = _certified_cpu.count_one(wt, bf, sizes, *iv, 1)
+        assert st_ == 0 and (c.pieces, c.regions) == (p, r)
+        assert np.array_equal(c.breakpoints, bps)
+
+
 def test_batch_equals_one_by_one_including_undecided_nets():
     nets_ = [ReLUNet.random([w] * d, init="he", seed=s) for s, (w, d) in enumerate([(4, 2), (16, 8), (1, 1), (8, 6)] * 3)]
     nets_ += [sawtooth(10), yarotsky_square(6)]

@@ -34,6 +34,10 @@ class CountExact:
     def time_count_exact(self, width, depth):
         count_pieces(self.net, (-3.0, 3.0))
 
+    def time_count_tolerance(self, width, depth):
+        # the float64 counter with tolerances that "exact" replaced (issue 16), beside it
+        count_pieces(self.net, (-3.0, 3.0), method="tolerance")
+
 
 class CountSawtooth:
     params = [10, 16, 20]
@@ -45,6 +49,9 @@ class CountSawtooth:
 
     def time_count_sawtooth(self, depth):
         count_pieces(self.net, (0.0, 1.0))
+
+    def time_count_sawtooth_tolerance(self, depth):
+        count_pieces(self.net, (0.0, 1.0), method="tolerance")
 
 
 class CountBatch:
@@ -167,10 +174,11 @@ class GpuCountBatch:
     def setup(self):
         _require_gpu()
         self.nets = [ReLUNet.random([32] * 8, seed=s) for s in range(1024)]
-        count_pieces_batch(self.nets[:2], (-3.0, 3.0), device="cuda")
+        count_pieces_batch(self.nets[:2], (-3.0, 3.0), device="cuda", method="tolerance")
 
     def time_gpu_count_batch(self):
-        count_pieces_batch(self.nets, (-3.0, 3.0), device="cuda")
+        # the CUDA twin is the tolerance counter's (the exact one runs on the CPU)
+        count_pieces_batch(self.nets, (-3.0, 3.0), device="cuda", method="tolerance")
 
 
 class FitGrowth:

@@ -201,36 +201,39 @@ def bench_memory():
            "< 1024 MiB", after < 1024)
 
 
-def bench_certified():
-    """method="certified" (issue 16) beside "exact", in one run: the float64 stage's
-    time, and how often it leaves a net undecided (then the rational count runs)."""
+def bench_exact_vs_tolerance():
+    """Issue 16: the exact (certified) counter beside the float64 counter with
+    tolerances it replaced, in one run, and how often a net needs the fallbacks."""
     from pieces import _certified_cpu, _count_cpu
 
     numba.set_num_threads(1)
 
-    def stage(net, iv):
+    def undecided(net, iv):
         wt, bf, sizes, *_ = _count_cpu.pack([net])
-        return _certified_cpu.count_one(wt, bf, sizes, *iv, 64)
+        return int(_certified_cpu.count_one(wt, bf, sizes, *iv, 64)[3])
 
-    stage(sawtooth(3), (0.0, 1.0))
-    cases = [("sawtooth(20) on [0,1]", sawtooth(20), (0.0, 1.0), 3),
+    count_pieces(sawtooth(3), (0.0, 1.0), method="tolerance")
+    count_pieces(sawtooth(3), (0.0, 1.0))
+    cases = [("sawtooth(20) on [0,1]", sawtooth(20), (0.0, 1.0), 5),
              ("He w=32 L=16 on [-3,3]", ReLUNet.random([32] * 16, init="he", seed=0), (-3.0, 3.0), 20),
-             ("w=64 L=8 on R", ReLUNet.random([64] * 8, seed=0), (-np.inf, np.inf), 10)]
+             ("w=64 L=8 on R", ReLUNet.random([64] * 8, seed=0), (-np.inf, np.inf), 10),
+             ("w=16 L=16 on R", ReLUNet.random([16] * 16, seed=0), (-np.inf, np.inf), 20)]
     for name, net, iv, r in cases:
-        t_exact = best_of(lambda: count_pieces(net, iv), repeat=r)
-        t_cert = best_of(lambda: stage(net, iv), repeat=r)
-        report(f"certified float64 stage vs exact: {name}", f"{t_cert * 1e3:.1f} / {t_exact * 1e3:.1f} ms = "
-               f"{t_cert / t_exact:.2f}x", "<= 1.3x", t_cert / t_exact <= 1.3)
-    for w, L, iv in [(32, 16, (-3.0, 3.0)), (64, 8, (-np.inf, np.inf)), (64, 16, (-3.0, 3.0))]:
-        undecided = sum(stage(ReLUNet.random([w] * L, init="he", seed=s), iv)[3] for s in range(20))
-        print(f"      He w={w} L={L} on {iv}: {undecided} of 20 nets undecided in float64 (swept in double-double)")
+        t_tol = best_of(lambda: count_pieces(net, iv, method="tolerance"), repeat=r)
+        t_ex = best_of(lambda: count_pieces(net, iv), repeat=r)
+        report(f"exact vs tolerance counter: {name}", f"{t_ex * 1e3:.1f} / {t_tol * 1e3:.1f} ms = "
+               f"{t_ex / t_tol:.2f}x", "<= 1.3x", t_ex / t_tol <= 1.3)
+    for w, L, iv in [(32, 16, (-3.0, 3.0)), (64, 8, (-np.inf, np.inf)), (16, 16, (-np.inf, np.inf)),
+                     (64, 16, (-3.0, 3.0))]:
+        n = sum(undecided(ReLUNet.random([w] * L, init="he", seed=s), iv) for s in range(20))
+        print(f"      He w={w} L={L} on {iv}: {n} of 20 nets undecided in float64 (then double-double)")
+    print(f"      sawtooth(20): {undecided(sawtooth(20), (0.0, 1.0))} undecided (dyadic: decided exactly)")
     net = ReLUNet.random([64] * 16, init="he", seed=0)
     iv = (-3.0, 3.0)
-    count_pieces(sawtooth(2), (0.0, 1.0), method="certified")
-    t_exact = best_of(lambda: count_pieces(net, iv), repeat=5)
-    t_cert = best_of(lambda: count_pieces(net, iv, method="certified"), repeat=3)
-    print(f"      He w=64 L=16 on [-3,3], whole certified count (float64 stage, then double-double): "
-          f"{t_cert * 1e3:.0f} vs exact {t_exact * 1e3:.1f} ms = {t_cert / t_exact:.1f}x")
+    t_tol = best_of(lambda: count_pieces(net, iv, method="tolerance"), repeat=5)
+    t_ex = best_of(lambda: count_pieces(net, iv), repeat=3)
+    print(f"      He w=64 L=16 on [-3,3], undecided in float64, whole exact count (float64, then "
+          f"double-double): {t_ex * 1e3:.0f} vs tolerance {t_tol * 1e3:.1f} ms = {t_ex / t_tol:.1f}x")
 
 
 def main():
@@ -241,7 +244,7 @@ def main():
     bench_throughput()
     bench_batch_scaling()
     bench_memory()
-    bench_certified()
+    bench_exact_vs_tolerance()
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from numba.extending import intrinsic
 
 from ._count_cpu import breakpoints_of
 
-__all__ = ["sweep", "merge_pieces", "count_one", "count_in", "count_batch", "exact_sign", "sign_beyond", "AMBIGUOUS",
+__all__ = ["sweep", "merge_pieces", "open_pairs", "segments", "count_one", "count_in", "count_batch", "exact_sign", "sign_beyond", "AMBIGUOUS",
            "new_workspace"]
 
 
@@ -719,10 +719,23 @@ def merge_pieces(slope, serr, same):
     Neighbouring slopes are equal when ``same`` says so (the segment's exact affine
     map is its left neighbour's by structure: see ``sweep``) or both are exact and
     equal, different when they differ by more than their error bounds; otherwise
-    ``status`` is 1 (undecided).
+    ``status`` is 1 (undecided; :func:`open_pairs` says which pairs).
     """
+    new, undecided = open_pairs(slope, serr, same)
+    for k in range(undecided.size):
+        if undecided[k]:
+            return new, 1
+    return new, 0
+
+
+@njit(cache=True)
+def open_pairs(slope, serr, same):
+    """``(new, open)``: as :func:`merge_pieces`, with ``open[k]`` True (and ``new[k]``
+    False) where the equality of the slopes of segments k-1 and k is undecided; the
+    caller decides those pairs exactly."""
     n = slope.size
     new = np.zeros(n, np.bool_)
+    undecided = np.zeros(n, np.bool_)
     if n > 0:
         new[0] = True
     for k in range(1, n):
@@ -735,8 +748,23 @@ def merge_pieces(slope, serr, same):
         elif d > err * _INFLATE:
             new[k] = True
         else:
-            return new, 1
-    return new, 0
+            undecided[k] = True
+    return new, undecided
+
+
+@njit(cache=True)
+def segments(wt, bf, sizes, a, b, capacity):
+    """``(status, xs, ex, slope, serr, same)`` of the sweep alone: the segment ends and
+    their error bounds, per segment the output's slope, its bound and whether it is
+    structurally its left neighbour's; ``status`` 1 (and empty arrays) where a decision
+    of the sweep could not be certified."""
+    ws = new_workspace(capacity, sizes.max())
+    nseg, ws, status = sweep(wt, bf, sizes, a, b, ws)
+    if status != 0:
+        z = np.empty(0)
+        return status, z, z, z, z, np.empty(0, np.bool_)
+    return (0, ws[0][: nseg + 1].copy(), ws[1][: nseg + 1].copy(), ws[14][:nseg].copy(), ws[15][:nseg].copy(),
+            ws[24][:nseg].copy())
 
 
 @njit(cache=True)

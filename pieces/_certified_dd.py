@@ -93,10 +93,11 @@ def _grow_rows(arr, n_keep, rows):
 def sweep_dd(wt, bf, sizes, a, b, capacity):
     """The double-double sweep of one packed net.
 
-    Returns ``(nseg, xs, slope, serr, same, status)``: the segment ends (their ``hi``
-    parts), per segment the output slope (``hi``), a bound on its error and whether it
-    is structurally its left neighbour's (see ``_certified_cpu.sweep``), and ``status`` 1
-    where a decision is still undecided (then counted in rationals).
+    Returns ``(nseg, xs, ex, slope, serr, same, status)``: the segment ends (their ``hi``
+    parts) and bounds on their distance to the exact ends, per segment the output slope
+    (``hi``), a bound on its error and whether it is structurally its left neighbour's
+    (see ``_certified_cpu.sweep``), and ``status`` 1 where a decision of the sweep is
+    still undecided (then counted in rationals).
     """
     n_layers = sizes.size - 1
     wmax = max(sizes.max(), 1)
@@ -142,7 +143,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
             for j in range(n_out):
                 aw = abs(Wt[i, j])
                 if aw != 0.0 and (aw < _WMIN or aw > _SAFE_HI):
-                    return 0, X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
+                    return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
         # error of a compensated sum of n products: its float-accumulated error terms,
         # each at most u times a partial sum, rounded again (gamma_{3n+3})
         n3 = 3 * n_in + 3
@@ -179,7 +180,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                 if ah == 0.0 and bh == 0.0:
                     continue
                 if (ah != 0.0 and not _VMIN < abs(ah) < _SAFE_HI) or (bh != 0.0 and not _VMIN < abs(bh) < _SAFE_HI):
-                    return 0, X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
+                    return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
                 qa = eai + G * abs(ah) + 3.0 * _U * abs(al) + _TINY
                 qb = ebi + G * abs(bh) + 3.0 * _U * abs(bl) + _TINY
                 for j in range(n_out):
@@ -214,7 +215,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                 sgl = _end_sign_dd(sh, sl_, th, tl, ea, eb, loh, lol, elo)
                 sgh = _end_sign_dd(sh, sl_, th, tl, ea, eb, hih, hil, ehi)
                 if sgl == AMBIGUOUS or sgh == AMBIGUOUS:
-                    return 0, X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
+                    return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
                 jb[j] = 0
                 if sgl * sgh < 0:
                     ch = -th / sh
@@ -225,7 +226,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                     ac = abs(ch) + abs(cl)
                     den = abs(sh) - abs(sl_) - ea
                     if not den > 0.0 or math.isinf(rb):
-                        return 0, X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
+                        return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
                     # s_e c_e + t_e = 0, so |c - c_e| <= |s_e c + t_e| / |s_e|
                     ec = ((abs(v) + rb + ea * ac + eb) / den + _TINY) * _INFLATE
                     if _dd_less(ch, cl, loh, lol):
@@ -248,7 +249,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                 if nb > 0:
                     d, de = _dd_diff(cx[q, 0], cx[q, 1], bnd[nb - 1, 0], bnd[nb - 1, 1])
                     if not d > (cx[q, 2] + bnd[nb - 1, 2] + de) * _INFLATE:
-                        return 0, X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1  # no exact path here
+                        return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1  # no exact path here
                 bnd[nb] = cx[q]
                 nb += 1
                 jb[cj[q]] = nb
@@ -290,13 +291,13 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
         nseg = n_new
         w_off += n_in * n_out
         b_off += n_out
-    return nseg, X[: nseg + 1, 0].copy(), slope, serr, same, 0
+    return nseg, X[: nseg + 1, 0].copy(), X[: nseg + 1, 2] + np.abs(X[: nseg + 1, 1]), slope, serr, same, 0
 
 
 @njit(cache=True)
 def count_one_dd(wt, bf, sizes, a, b, capacity):
     """``(pieces, regions, breakpoints, status)`` of one packed net by the dd sweep."""
-    nseg, xs, slope, serr, same, status = sweep_dd(wt, bf, sizes, a, b, capacity)
+    nseg, xs, _, slope, serr, same, status = sweep_dd(wt, bf, sizes, a, b, capacity)
     if status != 0:
         return 0, 0, np.empty(0), status
     new, status = merge_pieces(slope, serr, same)

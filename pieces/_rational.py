@@ -1,4 +1,5 @@
-"""The exact counter in rational arithmetic: the test oracle of ``method="exact"``.
+"""The counter in rational arithmetic: the test oracle of ``method="exact"``, and its last
+fallback.
 
 Floats are dyadic rationals, so ``Fraction(w)`` is the weight exactly and every step
 below is exact: no tolerance anywhere. Regions are counted independently of pieces, by
@@ -8,7 +9,7 @@ are ``None`` internally.
 
 from fractions import Fraction
 
-__all__ = ["count_rational"]
+__all__ = ["count_rational", "rational_region_ends", "slope_at"]
 
 
 def _interior(lo, hi):
@@ -30,6 +31,26 @@ def count_rational(net, a, b):
 
     ``breakpoints`` is a list of ``Fraction``; ``a`` and ``b`` may be ``±inf``.
     """
+    segs, affine = _segments(net, a, b)
+    regions = 1 + sum(1 for p, q in zip(segs[:-1], segs[1:]) if p[4] != q[4])
+    breakpoints = [segs[k][0] for k in range(1, len(segs)) if affine[k] != affine[k - 1]]
+    return len(breakpoints) + 1, regions, breakpoints
+
+
+def rational_region_ends(net, a, b):
+    """The ends of the activation regions of ``net`` on [a, b] (a list of Fraction,
+    ``None`` for an infinite end), exactly."""
+    segs, _ = _segments(net, a, b)
+    ends = [segs[0][0]]
+    for p, q in zip(segs[:-1], segs[1:]):
+        if p[4] != q[4]:
+            ends.append(q[0])
+    return ends + [segs[-1][1]]
+
+
+def _segments(net, a, b):
+    """The segments ``(lo, hi, A, B, pattern)`` of the sweep and the output's
+    ``(slope, intercept)`` on each."""
     lo0 = None if a == float("-inf") else Fraction(a)
     hi0 = None if b == float("inf") else Fraction(b)
     Ws = [[[Fraction(float(v)) for v in row] for row in w] for w in net._weights]
@@ -56,6 +77,18 @@ def count_rational(net, a, b):
         s = sum((w * x for w, x in zip(W[0], A)), Fraction(0))
         t = sum((w * x for w, x in zip(W[0], B)), Fraction(0)) + bias[0]
         affine.append((s, t))
-    regions = 1 + sum(1 for p, q in zip(segs[:-1], segs[1:]) if p[4] != q[4])
-    breakpoints = [segs[k][0] for k in range(1, len(segs)) if affine[k] != affine[k - 1]]
-    return len(breakpoints) + 1, regions, breakpoints
+    return segs, affine
+
+
+def slope_at(net, x):
+    """The exact slope of ``net`` at the rational ``x``, where x is no crossing of any
+    neuron (inside an activation region): forward-mode differentiation in Fractions."""
+    h, dh = [Fraction(x)], [Fraction(1)]
+    Ws = [[[Fraction(float(v)) for v in row] for row in w] for w in net._weights]
+    Bs = [[Fraction(float(v)) for v in bias] for bias in net._biases]
+    for W, bias in zip(Ws[:-1], Bs[:-1]):
+        z = [sum((w * v for w, v in zip(row, h)), Fraction(0)) + bj for row, bj in zip(W, bias)]
+        dz = [sum((w * v for w, v in zip(row, dh)), Fraction(0)) for row in W]
+        h = [zj if zj > 0 else Fraction(0) for zj in z]
+        dh = [dj if zj > 0 else Fraction(0) for zj, dj in zip(z, dz)]
+    return sum((w * v for w, v in zip(Ws[-1][0], dh)), Fraction(0))

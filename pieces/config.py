@@ -32,6 +32,7 @@ __all__ = [
     "SUP_ERROR_GRID_N",
 ]
 
+#: Tolerances of ``method="tolerance"`` only (the exact counter has none).
 #: Two zero crossings closer than ``MERGE_RTOL * max(span, |x1|, |x2|)`` are one
 #: breakpoint, and a crossing that close to a segment end lies on that end. ``span`` is
 #: ``b - a`` for a finite interval and 1 otherwise. float64 crossings of deep nets carry
@@ -56,8 +57,9 @@ BIAS_STD = 0.1
 #: Names accepted by ``ReLUNet.random(init=...)``.
 INITS = ("he", "glorot", "uniform")
 
-#: Names accepted by ``count_pieces(method=...)``.
-METHODS = ("exact", "certified", "rational", "grid")
+#: Names accepted by ``count_pieces(method=...)``; ``"certified"`` is another name of
+#: ``"exact"`` (what it was called before it replaced the tolerance counter).
+METHODS = ("exact", "tolerance", "rational", "grid", "certified")
 
 #: Devices accepted by ``count_pieces_batch(device=...)``, ``TrainConfig(device=...)``
 #: and ``pieces study --device``. ``"cuda"`` without a GPU is an error; ``"auto"`` takes

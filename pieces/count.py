@@ -1,27 +1,46 @@
 """Counting the affine pieces and activation regions of a 1-D ReLU network.
 
-The public entry points dispatch to the Numba CPU kernels (``_count_cpu``), the
-certified kernels (``_certified_cpu`` in float64, then ``_certified_dd`` in
-double-double, which prove every decision and fall back to the rational count where
-neither can), the exact rational oracle (``_rational``) or the
-sampling estimate (``_grid``).
+The public entry points dispatch to the certified kernels (``_certified_cpu`` in
+float64, then ``_certified_dd`` in double-double), the exact rational oracle
+(``_rational``), the tolerance kernels (``_count_cpu`` and their CUDA twin
+``_count_cuda``) or the sampling estimate (``_grid``).
 
 What each method guarantees:
 
-- ``"certified"`` equals ``"rational"`` for every net with finite weights and every
-  interval, by construction: each decision of the float64 sweep is taken only when a
-  rigorous forward error bound proves it; a net with any undecided decision is swept
-  again in double-double arithmetic, and counted in rationals if that too cannot
-  decide (crossings that coincide exactly but whose values are inexact). Dyadic
-  constructions (sawtooth, Yarotsky) are decided exactly in float64. Bounds grow with
-  depth (about ``sum|W||a| / |sum W a|`` per layer): He nets of width 32 and depth 16
-  on [-3, 3] are decided in float64, width 64 and depth 16 only in double-double
-  (about 10x the float64 time).
-- ``"exact"`` is the fast float64 sweep with tolerances: crossings closer than
-  ``config.MERGE_RTOL`` (relative to the interval) are merged and slopes equal to
-  ``config.SLOPE_RTOL`` are one piece. It equals the rational count at unit scale on the
-  nets the tests draw, but not on wide intervals or with tiny biases (tests/
-  test_certified.py measures both).
+- ``"exact"`` equals ``"rational"`` for every net with finite weights and every
+  interval, by construction. Design (the filtered predicates of exact geometry
+  libraries such as CGAL): the sweep runs in float64, and every float64 quantity
+  carries a rigorous bound on its distance to the value the same algorithm computes in
+  rational arithmetic (a sum of n products is within ``gamma_{n+1} * sum |w| |a|`` of
+  the exact sum of the same floats, and the inputs' own errors pass through ``|W|``).
+  Each decision is taken only when the bound proves it:
+
+  * a preactivation's sign at a segment end (which also says whether a crossing lies
+    strictly inside: exactly when the signs at both ends are strictly opposite);
+  * whether two crossings are one point (certified apart, or both exact and equal);
+  * whether neighbouring output slopes are equal (certified apart, both exact and
+    equal, or equal by structure: no switching neuron reaches the output);
+  * a neuron's activity on a segment (the sign at an end proved nonzero).
+
+  Dyadic constructions (sawtooth, Yarotsky) are decided exactly in float64: values
+  whose sums are proved exact by their grains have zero bounds, and the sign of
+  ``s*x + t`` comes from one fused multiply-add. A net with any undecided decision is
+  swept again in double-double arithmetic (bounds of order ``n**2 u**2`` per layer),
+  and counted in rationals if that cannot decide either (crossings that coincide
+  exactly while their values are inexact). Proof sketch: every comparison the rational
+  algorithm makes is made here on intervals that contain its exact operands, and only
+  taken where the intervals do not overlap, so the two runs take the same branches and
+  return the same partition. Bounds grow with depth (about ``sum|W||a| / |sum W a|``
+  per layer): He nets of width 32 and depth 16 on [-3, 3] are decided in float64,
+  width 64 and depth 16 only in double-double (about 10x the float64 time). On weights
+  that are not finite every method raises.
+- ``"tolerance"`` is the float64 sweep with tolerances that "exact" replaced:
+  crossings closer than ``config.MERGE_RTOL`` (relative to the interval) are merged and
+  slopes equal to ``config.SLOPE_RTOL`` are one piece. It is faster (the exact counter
+  costs about 1.4-1.8x its time) and has a CUDA twin, but it is wrong on wide intervals,
+  with tiny biases and on near-degenerate nets (tests/test_certified.py measures it).
+- ``"rational"`` is the same algorithm in exact rational arithmetic: slow, the oracle.
+- ``"grid"`` is a sampling estimate, as other tools count.
 """
 
 from __future__ import annotations
@@ -37,7 +56,7 @@ from . import _count_cpu, config
 from ._device import resolve_device
 from .net import ReLUNet
 
-__all__ = ["PieceCount", "count_pieces", "count_pieces_batch", "check_interval"]
+__all__ = ["PieceCount", "count_pieces", "count_pieces_batch", "check_interval", "exact_regions"]
 
 
 @dataclass(frozen=True)
@@ -103,13 +122,14 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
     net : ReLUNet
     interval : (float, float)
         ``(a, b)`` with ``a < b``; ``(-inf, inf)`` counts over the whole line.
-    method : {"exact", "certified", "rational", "grid"}
-        ``"exact"``: Numba breakpoint enumeration in float64 (crossings closer than
-        ``config.MERGE_RTOL`` relative are one). ``"rational"``: the same algorithm in
-        exact rational arithmetic (slow; the test oracle). ``"certified"``: equal to
-        ``"rational"`` always, float64 speed where its error bounds decide (module
-        docstring). ``"grid"``: a sampling
-        estimate on ``n`` points (default ``config.GRID_DEFAULT_N``), as other tools do.
+    method : {"exact", "tolerance", "rational", "grid", "certified"}
+        ``"exact"``: equal to ``"rational"`` always, at float64 speed where its error
+        bounds decide (module docstring); ``"certified"`` is another name for it.
+        ``"tolerance"``: the float64 sweep with tolerances (crossings closer than
+        ``config.MERGE_RTOL`` relative are one; not exact at every scale).
+        ``"rational"``: the same algorithm in exact rational arithmetic (slow; the
+        test oracle). ``"grid"``: a sampling estimate on ``n`` points (default
+        ``config.GRID_DEFAULT_N``), as other tools do.
     n : int, optional
         Grid points for ``"grid"``.
 
@@ -126,18 +146,19 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
     """
     _check_net(net)
     a, b = check_interval(interval)
-    if method == "exact":
+    if method in ("exact", "certified"):
+        wt, bf, sizes, *_ = _count_cpu.pack([net])
+        p, r, bps, status = _certified_float64(wt, bf, sizes, a, b)
+        if status == 0:
+            return PieceCount(int(p), int(r), bps, method)
+        c = _certified_beyond_float64(net, a, b)
+        return PieceCount(c.pieces, c.regions, c.breakpoints, method)
+    if method == "tolerance":
         wt, bf, sizes, *_ = _count_cpu.pack([net])
         p, r, bps = _count_cpu.count_one(
             wt, bf, sizes, a, b, config.MERGE_RTOL, config.SLOPE_RTOL, config.COUNT_INITIAL_CAPACITY
         )
-        return PieceCount(int(p), int(r), bps, "exact")
-    if method == "certified":
-        wt, bf, sizes, *_ = _count_cpu.pack([net])
-        p, r, bps, status = _certified_float64(wt, bf, sizes, a, b)
-        if status == 0:
-            return PieceCount(int(p), int(r), bps, "certified")
-        return _certified_beyond_float64(net, a, b)
+        return PieceCount(int(p), int(r), bps, "tolerance")
     if method == "rational":
         from ._rational import count_rational
 
@@ -175,16 +196,78 @@ def _certified_float64(wt, bf, sizes, a, b):
 
 
 def _certified_beyond_float64(net, a, b):
-    """The certified count of a net that the float64 stage left undecided: swept again
-    in double-double, and counted in rationals if that cannot decide either."""
-    from ._certified_dd import count_one_dd
+    """The exact count of a net that the float64 stage left undecided (see
+    :func:`_exact_segments`), counted in rationals where that cannot decide."""
+    found = _exact_segments(net, a, b)
+    if found is not None:
+        xs, new = found
+        bps = _count_cpu.breakpoints_of(new, xs)
+        return PieceCount(bps.size + 1, xs.size - 1, bps, "exact")
+    exact = count_pieces(net, (a, b), method="rational")
+    return PieceCount(exact.pieces, exact.regions, exact.breakpoints, "exact")
+
+
+def _exact_segments(net, a, b):
+    """``(xs, new)``: the exact regions' ends and which start a new piece, or None where
+    only the rationals can decide.
+
+    The float64 sweep, or the double-double one where that is undecided, gives the
+    regions; a pair of neighbouring slopes that neither can prove equal or different is
+    decided alone, by the exact slopes at a rational point certified inside each region
+    (``_rational.slope_at``), as exact geometry libraries decide one predicate.
+    """
+    from . import _certified_cpu
+    from ._certified_dd import sweep_dd
+    from ._rational import slope_at
 
     wt, bf, sizes, *_ = _count_cpu.pack([net])
-    p, r, bps, status = count_one_dd(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
-    if status == 0:
-        return PieceCount(int(p), int(r), bps, "certified")
-    exact = count_pieces(net, (a, b), method="rational")
-    return PieceCount(exact.pieces, exact.regions, exact.breakpoints, "certified")
+    status, xs, ex, slope, serr, same = _certified_cpu.segments(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
+    if status != 0:
+        _, xs, ex, slope, serr, same, status = sweep_dd(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
+    if status != 0:
+        return None
+    new, undecided = _certified_cpu.open_pairs(slope, serr, same)
+    for k in np.flatnonzero(undecided):
+        left = _point_inside(xs[k - 1], xs[k], ex[k - 1], ex[k])
+        right = _point_inside(xs[k], xs[k + 1], ex[k], ex[k + 1])
+        if left is None or right is None:
+            return None
+        new[k] = slope_at(net, left) != slope_at(net, right)
+    return xs, new
+
+
+def _point_inside(lo, hi, elo, ehi):
+    """A rational point strictly inside the exact segment whose float ends ``lo``,
+    ``hi`` lie within ``elo``, ``ehi`` of its exact ends, or None if none is certain."""
+    from fractions import Fraction
+
+    if math.isinf(lo) and math.isinf(hi):
+        return Fraction(0)
+    if math.isinf(lo):
+        m = Fraction(hi) - max(1, abs(Fraction(hi)))
+    elif math.isinf(hi):
+        m = Fraction(lo) + max(1, abs(Fraction(lo)))
+    else:
+        m = (Fraction(lo) + Fraction(hi)) / 2
+    if not math.isinf(lo) and not m - Fraction(lo) > Fraction(elo):
+        return None
+    if not math.isinf(hi) and not Fraction(hi) - m > Fraction(ehi):
+        return None
+    return m
+
+
+def exact_regions(net, a, b):
+    """``(ends, pieces)`` of ``net`` on [a, b]: the ends of its activation regions (the
+    exact partition; float64 ends, each within its certified bound of the exact one, or
+    the exact end rounded where the rationals decided) and its exact piece count."""
+    found = _exact_segments(net, a, b)
+    if found is not None:
+        return found[0], int(found[1].sum())
+    from ._rational import count_rational, rational_region_ends
+
+    ends = rational_region_ends(net, a, b)
+    xs = np.array([(a if k == 0 else b) if e is None else float(e) for k, e in enumerate(ends)])
+    return xs, count_rational(net, a, b)[0]
 
 
 def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu", method="exact"):
@@ -200,13 +283,14 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu", method="exact"):
     interval : (float, float)
     device : {"cpu", "cuda", "auto"}
         ``"cuda"`` raises ``RuntimeError`` where no GPU is usable; ``"auto"`` takes the
-        GPU if there is one, else the CPU. On the GPU, nets with more than
+        GPU if there is one, else the CPU. The exact counter runs on the CPU only (its
+        CUDA twin is not written): with ``"cuda"`` it is a ``ValueError``, ``"auto"``
+        takes the CPU. On the GPU (``method="tolerance"``), nets with more than
         ``config.CUDA_COUNT_CAPACITY`` segments are counted on the CPU, with a
         ``GPUFallbackWarning``.
-    method : {"exact", "certified"}
-        As for :func:`count_pieces`. ``"certified"`` runs on the CPU (it has no CUDA
-        twin yet: ``device="cuda"`` is a ``ValueError``, ``"auto"`` takes the CPU); nets
-        its float64 stage leaves undecided are decided one by one afterwards.
+    method : {"exact", "tolerance", "certified"}
+        As for :func:`count_pieces`. Exact: nets that the float64 stage leaves
+        undecided are decided one by one afterwards.
 
     Returns
     -------
@@ -222,36 +306,39 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu", method="exact"):
     for net in nets:
         _check_net(net)
     a, b = check_interval(interval)
-    if method not in ("exact", "certified"):
-        raise ValueError(f"count_pieces_batch counts with method 'exact' or 'certified', got {method!r}")
-    if method == "certified":
-        if device == "cuda":
-            raise ValueError("method 'certified' has no CUDA twin yet; use device 'cpu' or 'auto'")
-        resolve_device(device, "counting")  # validates the name
-        device = "cpu"
-    else:
-        device = resolve_device(device, "counting")
+    if method not in ("exact", "tolerance", "certified"):
+        raise ValueError(f"count_pieces_batch counts with method 'exact' or 'tolerance', got {method!r}")
+    exact = method != "tolerance"
+    resolved = resolve_device(device, "counting")
+    if exact and device == "cuda":
+        raise ValueError("the exact counter has no CUDA twin yet; use device 'cpu' or 'auto', "
+                         "or method 'tolerance' on the GPU")
+    device = "cpu" if exact else resolved
     if not nets:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if method == "exact":
-        return count_packed(_count_cpu.pack(nets), a, b, device)
-    from . import _certified_cpu
-
-    wt, bf, sizes, w_off, b_off, s_off = _count_cpu.pack(nets)
-    pieces, regions, status = _certified_cpu.count_batch(
-        wt, bf, sizes, w_off, b_off, s_off, a, b, config.COUNT_INITIAL_CAPACITY,
-        max(1, min(numba.get_num_threads(), len(nets))))
-    for i in np.flatnonzero(status):
-        c = _certified_beyond_float64(nets[i], a, b)
-        pieces[i], regions[i] = c.pieces, c.regions
-    return pieces, regions
+    return count_packed(_count_cpu.pack(nets), a, b, device, exact=exact, nets=nets)
 
 
-def count_packed(packed, a, b, device="cpu"):
-    """Pieces and regions of nets already packed (see ``_count_cpu.pack``), in parallel
-    on ``device`` (``"cpu"`` or ``"cuda"``, already resolved)."""
+def count_packed(packed, a, b, device="cpu", exact=True, nets=None):
+    """Pieces and regions of nets already packed (see ``_count_cpu.pack``), in parallel.
+
+    ``exact``: the exact counter, on the CPU whatever ``device`` says (nets undecided in
+    float64 are unpacked, or taken from ``nets``, and decided one by one); otherwise the
+    tolerance counter on ``device`` (``"cpu"`` or ``"cuda"``, already resolved).
+    """
     wt, bf, sizes, w_off, b_off, s_off = packed
     n = w_off.size - 1
+    workers = max(1, min(numba.get_num_threads(), n))
+    if exact:
+        from . import _certified_cpu
+
+        pieces, regions, status = _certified_cpu.count_batch(
+            wt, bf, sizes, w_off, b_off, s_off, float(a), float(b), config.COUNT_INITIAL_CAPACITY, workers)
+        for i in np.flatnonzero(status):
+            net = nets[i] if nets is not None else _unpack(packed, i)
+            c = _certified_beyond_float64(net, a, b)
+            pieces[i], regions[i] = c.pieces, c.regions
+        return pieces, regions
     if device == "cuda":
         from . import _count_cuda as kernels
     else:
@@ -260,5 +347,19 @@ def count_packed(packed, a, b, device="cpu"):
         wt, bf, sizes, w_off, b_off, s_off, float(a), float(b),
         config.MERGE_RTOL, config.SLOPE_RTOL,
         config.CUDA_COUNT_CAPACITY if device == "cuda" else config.COUNT_INITIAL_CAPACITY,
-        max(1, min(numba.get_num_threads(), n)),
+        workers,
     )
+
+
+def _unpack(packed, i):
+    """Net ``i`` of a packed batch, as a ReLUNet."""
+    wt, bf, sizes, w_off, b_off, s_off = packed
+    sz = sizes[s_off[i] : s_off[i + 1]]
+    w, bvec = wt[w_off[i] : w_off[i + 1]], bf[b_off[i] : b_off[i + 1]]
+    weights, biases, wo, bo = [], [], 0, 0
+    for n_in, n_out in zip(sz[:-1], sz[1:]):
+        weights.append(w[wo : wo + n_in * n_out].reshape(n_in, n_out).T.copy())
+        biases.append(bvec[bo : bo + n_out].copy())
+        wo += n_in * n_out
+        bo += n_out
+    return ReLUNet(weights, biases)

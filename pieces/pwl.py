@@ -24,7 +24,8 @@ import math
 import numpy as np
 from numba import njit
 
-from . import _count_cpu, config
+from . import _certified_cpu, _count_cpu, config
+from .count import _unpack, exact_regions
 from .net import ReLUNet
 
 __all__ = ["region_ends", "layer_slopes", "max_input_derivative", "crossing_bound", "CrossingBound",
@@ -39,11 +40,10 @@ def _finite(interval):
 
 
 def region_ends(net, interval=(0.0, 1.0)):
-    """Sorted ends of the activation regions of ``net`` on the finite ``interval``."""
+    """Sorted ends of the activation regions of ``net`` on the finite ``interval``: the
+    exact partition (see :func:`pieces.count.exact_regions`)."""
     a, b = _finite(interval)
-    wt, bf, sizes, *_ = _count_cpu.pack([net])
-    xs, _, _, _ = _count_cpu.enumerate_segments(wt, bf, sizes, a, b, config.MERGE_RTOL, config.COUNT_INITIAL_CAPACITY)
-    return xs
+    return exact_regions(net, a, b)[0]
 
 
 def layer_slopes(net, x):
@@ -121,17 +121,22 @@ def crossing_bound(net, delta_width, interval=(0.0, 1.0)):
     return CrossingBound(bound, tv, pieces, cross)
 
 
-@njit(cache=True)
 def draw_measures(wt, bf, sizes, dw, a, b):
     """``(pieces, regions, bound, tv, pieces_a, crossings)`` of one packed net on
-    [a, b]: its counts (as ``count_pieces``) and its :class:`CrossingBound` terms."""
-    xs, slope, _, scale = _count_cpu.enumerate_segments(wt, bf, sizes, a, b, config.MERGE_RTOL,
-                                                       config.COUNT_INITIAL_CAPACITY)
-    new = _count_cpu.merge_pieces(slope, scale, config.SLOPE_RTOL)
-    pieces = 0
-    for k in range(new.size):
-        if new[k]:
-            pieces += 1
+    [a, b]: its exact counts (as ``count_pieces``) and its :class:`CrossingBound` terms,
+    measured on its exact activation regions."""
+    xs, _, _, new, status = _certified_cpu.enumerate_segments(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
+    if status == 0:
+        pieces = int(new.sum())
+    else:  # undecided in float64: the double-double stage, then rationals
+        one = (wt, bf, sizes, np.array([0, wt.size]), np.array([0, bf.size]), np.array([0, sizes.size]))
+        xs, pieces = exact_regions(_unpack(one, 0), a, b)
+    return (pieces,) + _measures(xs, wt, bf, sizes, dw)
+
+
+@njit(cache=True)
+def _measures(xs, wt, bf, sizes, dw):
+    """``(regions, bound, tv, pieces_a, crossings)`` on the regions with ends ``xs``."""
     nm = xs.size - 1
     wmax = sizes.max()
     h = np.empty((wmax, nm))
@@ -188,7 +193,7 @@ def draw_measures(wt, bf, sizes, dw, a, b):
                     dh[j, m] = 0.0
         w_off += n_in * n_out
         b_off += n_out
-    return pieces, nm, bound, tv, pa, cross
+    return nm, bound, tv, pa, cross
 
 
 def sup_error_square(net, interval=(0.0, 1.0)):

@@ -48,21 +48,28 @@ def test_the_simulator_is_on():
 
 
 # ---------------------------------------------------------------- counting
+# The CUDA twin is the tolerance counter's; the exact counter runs on the CPU.
+
+
+def test_exact_counting_on_cuda_is_a_clear_error():
+    with pytest.raises(ValueError, match="no CUDA twin"):
+        count_pieces_batch([sawtooth(2)], device="cuda")
+    assert count_pieces_batch([sawtooth(3)], device="auto")[0].tolist() == [8]
 
 
 @settings(max_examples=40)
 @given(st.lists(net_strategy(max_depth=4, max_width=5), min_size=1, max_size=5),
        st.sampled_from([(0.0, 1.0), (-2.0, 3.0), (-np.inf, np.inf)]))
 def test_count_equals_cpu(nets, interval):
-    gpu = count_pieces_batch(nets, interval, device="cuda")
-    cpu = count_pieces_batch(nets, interval, device="cpu")
+    gpu = count_pieces_batch(nets, interval, device="cuda", method="tolerance")
+    cpu = count_pieces_batch(nets, interval, device="cpu", method="tolerance")
     np.testing.assert_array_equal(gpu[0], cpu[0])
     np.testing.assert_array_equal(gpu[1], cpu[1])
 
 
 def test_count_equals_rational_and_known_counts():
     nets = [sawtooth(L) for L in range(1, 7)] + [ReLUNet.random([4, 4, 4], seed=s) for s in range(3)]
-    pieces, regions = count_pieces_batch(nets, (0.0, 1.0), device="cuda")
+    pieces, regions = count_pieces_batch(nets, (0.0, 1.0), device="cuda", method="tolerance")
     assert pieces[:6].tolist() == [2**L for L in range(1, 7)]
     for net, p, r in zip(nets, pieces, regions):
         exact = count_pieces(net, (0.0, 1.0), method="rational")
@@ -73,16 +80,16 @@ def test_count_overflow_falls_back_to_the_cpu(monkeypatch):
     monkeypatch.setattr(config, "CUDA_COUNT_CAPACITY", 8)
     nets = [sawtooth(2), sawtooth(5), sawtooth(3), sawtooth(6)]
     with pytest.warns(RuntimeWarning, match="2 of 4 nets need more than 8 segments"):
-        pieces, regions = count_pieces_batch(nets, (0.0, 1.0), device="cuda")
+        pieces, regions = count_pieces_batch(nets, (0.0, 1.0), device="cuda", method="tolerance")
     assert pieces.tolist() == [4, 32, 8, 64]
     assert regions.tolist() == [4, 32, 8, 64]
 
 
 def test_count_in_chunks(monkeypatch):
     nets = [ReLUNet.random([3, 5], seed=s) for s in range(5)]
-    whole = count_pieces_batch(nets, (-1.0, 1.0), device="cuda")
+    whole = count_pieces_batch(nets, (-1.0, 1.0), device="cuda", method="tolerance")
     monkeypatch.setattr(config, "CUDA_WORKSPACE_BYTES", 1)  # one net per launch
-    chunked = count_pieces_batch(nets, (-1.0, 1.0), device="cuda")
+    chunked = count_pieces_batch(nets, (-1.0, 1.0), device="cuda", method="tolerance")
     np.testing.assert_array_equal(whole, chunked)
 
 

@@ -87,14 +87,15 @@ def check_agreement(tiny):
     n_nets, w, L = (3, 3, 2) if tiny else (64, 16, 6)
     nets = [ReLUNet.random([w] * L, seed=s) for s in range(n_nets)]
     for interval in ((0.0, 1.0), (-3.0, 3.0)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            g = count_pieces_batch(nets, interval, device="cuda", method="tolerance")
-        c = count_pieces_batch(nets, interval, device="cpu", method="tolerance")
-        same = np.array_equal(g[0], c[0]) and np.array_equal(g[1], c[1])
-        ok_all &= same
-        line("PASS" if same else "MISS", f"counts of {n_nets} He nets w={w} L={L} on {interval}",
-             f"{int(np.sum(g[0] == c[0]))}/{n_nets} equal", "all equal")
+        for method in ("exact", "tolerance"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                g = count_pieces_batch(nets, interval, device="cuda", method=method)
+            c = count_pieces_batch(nets, interval, device="cpu", method=method)
+            same = np.array_equal(g[0], c[0]) and np.array_equal(g[1], c[1])
+            ok_all &= same
+            line("PASS" if same else "MISS", f"{method} counts of {n_nets} He nets w={w} L={L} on {interval}",
+                 f"{int(np.sum(g[0] == c[0]))}/{n_nets} equal", "all equal")
     w, L, N = (3, 2, 8) if tiny else (8, 3, 64)
     nets = [ReLUNet.random([w] * L, seed=s) for s in range(4)]
     for precision in ("fp16", "bf16", "p12", "fp32", "fp64"):
@@ -287,6 +288,22 @@ def bench_counting(tiny):
     line("PASS" if same else "MISS", f"count {n_nets} He nets w={w} L={L} on [-3, 3]: GPU vs CPU",
          f"{g:,.0f} vs {c:,.0f} pieces/s = {g / c:.1f}x", "counts equal")
     line("INFO", "  regions per net (mean, max)", f"{r.mean():.0f}, {r.max()}")
+    # the exact counter's float64 stage, GPU against CPU (undecided nets: status 1)
+    from pieces import _certified_cpu, _certified_cuda
+
+    _certified_cuda.count_batch(*_count_cpu.pack(nets[:2]), -3.0, 3.0, config.CUDA_COUNT_CAPACITY, 1)
+    t0 = time.perf_counter()
+    p, r, st = _certified_cuda.count_batch(*packed, -3.0, 3.0, config.CUDA_COUNT_CAPACITY, 1)
+    tg = time.perf_counter() - t0
+    _certified_cpu.count_batch(*_count_cpu.pack(nets[:2]), -3.0, 3.0, config.COUNT_INITIAL_CAPACITY, 2)
+    t0 = time.perf_counter()
+    pc, rc, sc = _certified_cpu.count_batch(*sub, -3.0, 3.0, config.COUNT_INITIAL_CAPACITY, 2)
+    tc = time.perf_counter() - t0
+    same = np.array_equal(sc, st[:m]) and np.array_equal(pc[sc == 0], p[:m][sc == 0])
+    g, c = p.sum() / tg, pc.sum() / tc
+    line("PASS" if same else "MISS", f"exact count {n_nets} He nets w={w} L={L}: GPU vs CPU float64 stage",
+         f"{g:,.0f} vs {c:,.0f} pieces/s = {g / c:.1f}x", "same decisions")
+    line("INFO", "  undecided on the GPU (decided on the CPU)", f"{int(st.sum())} of {n_nets}")
 
 
 def run_study(seconds):

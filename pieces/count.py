@@ -1,9 +1,9 @@
 """Counting the affine pieces and activation regions of a 1-D ReLU network.
 
 The public entry points dispatch to the certified kernels (``_certified_cpu`` in
-float64, then ``_certified_dd`` in double-double), the exact rational oracle
-(``_rational``), the tolerance kernels (``_count_cpu`` and their CUDA twin
-``_count_cuda``) or the sampling estimate (``_grid``).
+float64 and its CUDA twin ``_certified_cuda``, then ``_certified_dd`` in double-double),
+the exact rational oracle (``_rational``), the tolerance kernels (``_count_cpu`` and
+their CUDA twin ``_count_cuda``) or the sampling estimate (``_grid``).
 
 What each method guarantees:
 
@@ -37,7 +37,7 @@ What each method guarantees:
 - ``"tolerance"`` is the float64 sweep with tolerances that "exact" replaced:
   crossings closer than ``config.MERGE_RTOL`` (relative to the interval) are merged and
   slopes equal to ``config.SLOPE_RTOL`` are one piece. It is faster (the exact counter
-  costs about 1.4-1.8x its time) and has a CUDA twin, but it is wrong on wide intervals,
+  costs about 1.4-2.5x its time), but it is wrong on wide intervals,
   with tiny biases and on near-degenerate nets (tests/test_certified.py measures it).
 - ``"rational"`` is the same algorithm in exact rational arithmetic: slow, the oracle.
 - ``"grid"`` is a sampling estimate, as other tools count.
@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from dataclasses import dataclass, field
 
 import numba
@@ -283,11 +284,9 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu", method="exact"):
     interval : (float, float)
     device : {"cpu", "cuda", "auto"}
         ``"cuda"`` raises ``RuntimeError`` where no GPU is usable; ``"auto"`` takes the
-        GPU if there is one, else the CPU. The exact counter runs on the CPU only (its
-        CUDA twin is not written): with ``"cuda"`` it is a ``ValueError``, ``"auto"``
-        takes the CPU. On the GPU (``method="tolerance"``), nets with more than
-        ``config.CUDA_COUNT_CAPACITY`` segments are counted on the CPU, with a
-        ``GPUFallbackWarning``.
+        GPU if there is one, else the CPU. On the GPU, nets with more than
+        ``config.CUDA_COUNT_CAPACITY`` segments, and (exact) nets the GPU's float64
+        stage leaves undecided, are counted on the CPU, with a ``GPUFallbackWarning``.
     method : {"exact", "tolerance", "certified"}
         As for :func:`count_pieces`. Exact: nets that the float64 stage leaves
         undecided are decided one by one afterwards.
@@ -309,11 +308,7 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu", method="exact"):
     if method not in ("exact", "tolerance", "certified"):
         raise ValueError(f"count_pieces_batch counts with method 'exact' or 'tolerance', got {method!r}")
     exact = method != "tolerance"
-    resolved = resolve_device(device, "counting")
-    if exact and device == "cuda":
-        raise ValueError("the exact counter has no CUDA twin yet; use device 'cpu' or 'auto', "
-                         "or method 'tolerance' on the GPU")
-    device = "cpu" if exact else resolved
+    device = resolve_device(device, "counting")
     if not nets:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return count_packed(_count_cpu.pack(nets), a, b, device, exact=exact, nets=nets)
@@ -322,18 +317,26 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu", method="exact"):
 def count_packed(packed, a, b, device="cpu", exact=True, nets=None):
     """Pieces and regions of nets already packed (see ``_count_cpu.pack``), in parallel.
 
-    ``exact``: the exact counter, on the CPU whatever ``device`` says (nets undecided in
-    float64 are unpacked, or taken from ``nets``, and decided one by one); otherwise the
-    tolerance counter on ``device`` (``"cpu"`` or ``"cuda"``, already resolved).
+    ``exact``: the exact counter's float64 stage on ``device`` (``"cpu"`` or ``"cuda"``,
+    already resolved); the nets it leaves undecided are unpacked, or taken from
+    ``nets``, and decided one by one on the CPU. Otherwise the tolerance counter.
     """
     wt, bf, sizes, w_off, b_off, s_off = packed
     n = w_off.size - 1
     workers = max(1, min(numba.get_num_threads(), n))
     if exact:
-        from . import _certified_cpu
-
-        pieces, regions, status = _certified_cpu.count_batch(
-            wt, bf, sizes, w_off, b_off, s_off, float(a), float(b), config.COUNT_INITIAL_CAPACITY, workers)
+        if device == "cuda":
+            from . import _certified_cuda as kernels
+            from ._count_cuda import GPUFallbackWarning
+        else:
+            from . import _certified_cpu as kernels
+        pieces, regions, status = kernels.count_batch(
+            wt, bf, sizes, w_off, b_off, s_off, float(a), float(b),
+            config.CUDA_COUNT_CAPACITY if device == "cuda" else config.COUNT_INITIAL_CAPACITY, workers)
+        if device == "cuda" and status.any():
+            warnings.warn(f"{int(status.sum())} of {n} nets were undecided on the GPU or need more than "
+                          f"{config.CUDA_COUNT_CAPACITY} segments (config.CUDA_COUNT_CAPACITY); they were "
+                          "decided on the CPU", GPUFallbackWarning, stacklevel=3)
         for i in np.flatnonzero(status):
             net = nets[i] if nets is not None else _unpack(packed, i)
             c = _certified_beyond_float64(net, a, b)

@@ -53,11 +53,11 @@ def main():
     cuda.to_device = dev
     cuda.device_array = lambda shape, dtype: np.zeros(shape, dtype).view(HostArray)
 
-    from pieces import ReLUNet, _count_cpu, _count_cuda, _train_cuda, config
+    from pieces import ReLUNet, _certified_cuda, _count_cpu, _count_cuda, _train_cuda, config
     from pieces._train_cpu import param_layout
     from pieces.precision import parse_precision
 
-    _count_cuda.to_device = _train_cuda.to_device = lambda a: dev(np.ascontiguousarray(a))
+    _count_cuda.to_device = _train_cuda.to_device = _certified_cuda.to_device = lambda a: dev(np.ascontiguousarray(a))
     config.CUDA_WORKSPACE_BYTES = 2**31  # no device to ask for its free memory
     results = []
 
@@ -97,6 +97,9 @@ def main():
     nets = [ReLUNet.random([3, 4], seed=0), ReLUNet.random([2], seed=1)]
     _count_cuda._count_kernel = Compiler(_count_cuda._count_kernel, "count", no_fma=True)
     _count_cuda.count_batch(*_count_cpu.pack(nets), 0.0, 1.0, 1e-12, 1e-9, 8, 1)
+    # the exact counter's twin may fuse (its bounds allow it), but not in Dekker's product
+    _certified_cuda._count_kernel = Compiler(_certified_cuda._count_kernel, "count exact")
+    _certified_cuda.count_batch(*_count_cpu.pack(nets), 0.0, 1.0, 8, 1)
 
     real_kernel = _train_cuda._kernel
     sizes = np.array([1, 3, 4, 1], np.int64)

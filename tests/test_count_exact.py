@@ -33,8 +33,11 @@ def test_exact_equals_rational_plain_random(net, interval):
 
 
 @settings(max_examples=60)
-@given(net=nets(max_depth=5, max_width=8), c=st.sampled_from([-3.0, -1.0, 0.1, 2.0, 1e3]))
+@given(net=nets(max_depth=5, max_width=8), c=st.sampled_from([-4.0, -1.0, 0.5, 2.0, 1024.0]))
 def test_scaling_output_keeps_counts(net, c):
+    """c * f has f's pieces. The scaled weights must be exact for that (c a power of
+    two): with c = 0.1 the rounded weights define another function, whose exactly
+    equal slopes may split (test_scaling_output_by_a_non_dyadic_factor)."""
     e = count_pieces(net, (-3.0, 3.0))
     ws, bs = net.weights, net.biases
     ws[-1] = c * ws[-1]
@@ -42,6 +45,15 @@ def test_scaling_output_keeps_counts(net, c):
     scaled = count_pieces(ReLUNet(ws, bs), (-3.0, 3.0))
     assert (scaled.pieces, scaled.regions) == (e.pieces, e.regions)
     np.testing.assert_array_equal(scaled.breakpoints, e.breakpoints)
+
+
+@settings(max_examples=40)
+@given(net=nets(max_depth=4, max_width=6), c=st.sampled_from([-3.0, 0.1, 1e3]))
+def test_scaling_output_by_a_non_dyadic_factor(net, c):
+    ws, bs = net.weights, net.biases
+    ws[-1] = c * ws[-1]
+    bs[-1] = c * bs[-1]
+    assert_same_count(ReLUNet(ws, bs), (-3.0, 3.0))
 
 
 @settings(max_examples=60)

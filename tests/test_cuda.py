@@ -19,7 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pieces import ReLUNet, TrainConfig, config, count_pieces, count_pieces_batch, sawtooth, train_batch
+from pieces import (ReLUNet, TrainConfig, _certified_cpu, _certified_cuda, _count_cpu, config, count_pieces,
+                    count_pieces_batch, sawtooth, train_batch, yarotsky_square)
 from pieces._device import resolve_device, simulated
 from pieces.train import evaluate_batch, net_to_theta
 from strategies import nets as net_strategy
@@ -48,13 +49,60 @@ def test_the_simulator_is_on():
 
 
 # ---------------------------------------------------------------- counting
-# The CUDA twin is the tolerance counter's; the exact counter runs on the CPU.
+# Exact counting: the twin of the certified float64 stage (_certified_cuda), with the
+# CPU deciding what the GPU leaves undecided. Tolerance counting: _count_cuda.
 
 
-def test_exact_counting_on_cuda_is_a_clear_error():
-    with pytest.raises(ValueError, match="no CUDA twin"):
-        count_pieces_batch([sawtooth(2)], device="cuda")
-    assert count_pieces_batch([sawtooth(3)], device="auto")[0].tolist() == [8]
+@settings(max_examples=30)
+@given(st.lists(net_strategy(max_depth=3, max_width=5), min_size=1, max_size=4),
+       st.sampled_from([(0.0, 1.0), (-1e9, 1e9), (-np.inf, np.inf)]),
+       st.sampled_from([1.0, 2.0**-30]))
+def test_exact_count_makes_the_cpus_certified_decisions(nets, interval, scale):
+    """Net by net: decided on the GPU exactly where the CPU's float64 stage decides, with
+    the same counts; the public counts equal the CPU's exact ones (and so the rational)."""
+    nets = [ReLUNet(n.weights, [scale * b for b in n.biases]) for n in nets]
+    packed = _count_cpu.pack(nets)
+    g = _certified_cuda.count_batch(*packed, *interval, 4096, 1)
+    c = _certified_cpu.count_batch(*packed, *interval, 64, 1)
+    np.testing.assert_array_equal(g[2], c[2])
+    decided = c[2] == 0
+    np.testing.assert_array_equal(g[0][decided], c[0][decided])
+    np.testing.assert_array_equal(g[1][decided], c[1][decided])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        gpu = count_pieces_batch(nets, interval, device="cuda")
+    cpu = count_pieces_batch(nets, interval, device="cpu")
+    np.testing.assert_array_equal(gpu, cpu)
+
+
+def test_exact_count_on_cuda_decides_constructions_and_the_wide_interval():
+    nets = [sawtooth(L) for L in range(1, 6)] + [yarotsky_square(4)]
+    nets += [ReLUNet.random([8] * 4, init="he", seed=s) for s in range(3)]
+    for interval in [(0.0, 1.0), (-1e9, 1e9)]:
+        pieces, regions, status = _certified_cuda.count_batch(*_count_cpu.pack(nets), *interval, 4096, 1)
+        assert status.tolist() == [0] * len(nets)
+        for net, p, r in zip(nets, pieces, regions):
+            exact = count_pieces(net, interval, method="rational")
+            assert (p, r) == (exact.pieces, exact.regions)
+        if interval == (0.0, 1.0):
+            assert pieces[:5].tolist() == [2**L for L in range(1, 6)]
+
+
+def test_exact_count_on_cuda_hands_undecided_and_overflowing_nets_to_the_cpu(monkeypatch):
+    """A construction moved by 1e-12 is undecided in float64 (the CPU decides it in
+    double-double); sawtooth(6) overflows 16 segments. Both are counted on the CPU, with
+    one warning, and equal the rational count."""
+    rng = np.random.default_rng(0)
+    base = sawtooth(5)
+    moved = ReLUNet([w * (1 + 1e-12 * rng.standard_normal(w.shape)) for w in base.weights],
+                    [v + 1e-12 * rng.standard_normal(v.shape) for v in base.biases])
+    monkeypatch.setattr(config, "CUDA_COUNT_CAPACITY", 16)
+    nets = [sawtooth(2), moved, sawtooth(6)]
+    with pytest.warns(RuntimeWarning, match="2 of 3 nets were undecided on the GPU or need more than 16"):
+        pieces, regions = count_pieces_batch(nets, (0.0, 1.0), device="cuda")
+    for net, p, r in zip(nets, pieces, regions):
+        exact = count_pieces(net, (0.0, 1.0), method="rational")
+        assert (p, r) == (exact.pieces, exact.regions)
 
 
 @settings(max_examples=40)
@@ -241,7 +289,7 @@ def test_kernels_compile_for_hopper():
     out = subprocess.run([sys.executable, str(ROOT / "tests" / "cuda_ptx_check.py")], capture_output=True,
                          text=True, cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
-    assert out.stdout.count(" ok ") == 22
+    assert out.stdout.count(" ok ") == 23
 
 
 # ---------------------------------------------------------------- the study on the GPU

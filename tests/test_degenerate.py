@@ -46,20 +46,22 @@ def test_duplicated_negated_and_scaled_neurons_share_a_breakpoint():
     assert (c.pieces, c.regions) == (2, 2)
 
 
-def test_non_dyadic_scaling_merges_within_tolerance():
-    """A neuron scaled by 3.7 crosses 1 ulp away from the original in floats; the
-    exact counter merges the two (config.MERGE_RTOL) while the rational oracle, exact
-    for the rounded weights, sees a region ~1e-16 wide."""
+def test_non_dyadic_scaling_splits_a_breakpoint_that_tolerances_merge():
+    """A neuron scaled by 3.7: its rounded weights cross zero a tiny distance from the
+    original neuron in exact arithmetic, although both crossings round to the same
+    float. The tolerance counter merges the two (config.MERGE_RTOL); the exact counter,
+    like the rational oracle, sees the region between them."""
+    from fractions import Fraction
+
     base_w, base_b = 0.7, -0.2345678
     w = np.array([[base_w], [3.7 * base_w]])
     b = np.array([base_b, 3.7 * base_b])
     net = ReLUNet([w, [[1.0, 1.0]]], [b, [0.0]])
-    e = count_pieces(net, (-1.0, 1.0))
-    assert (e.pieces, e.regions) == (2, 2)
-    r = count_pieces(net, (-1.0, 1.0), method="rational")
-    x1, x2 = -base_b / base_w, -b[1] / w[1, 0]
-    if x1 != x2:  # the floats do round apart, as stated
-        assert r.regions == 3
+    t = count_pieces(net, (-1.0, 1.0), method="tolerance")
+    assert (t.pieces, t.regions) == (2, 2)
+    assert Fraction(-b[0]) / Fraction(w[0, 0]) != Fraction(-b[1]) / Fraction(w[1, 0])
+    e = both(net, (-1.0, 1.0))
+    assert (e.pieces, e.regions) == (3, 3)
 
 
 def test_crossing_on_interval_end_adds_nothing():

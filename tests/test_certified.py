@@ -211,8 +211,6 @@ def test_batch_equals_one_by_one_including_undecided_nets():
         one = [count_pieces(n, interval, method="certified") for n in nets_]
         assert p.tolist() == [c.pieces for c in one]
         assert r.tolist() == [c.regions for c in one]
-    with pytest.raises(ValueError, match="no CUDA twin"):
-        count_pieces_batch(nets_[:1], method="certified", device="cuda")
     with pytest.raises(ValueError, match="'exact' or 'tolerance'"):
         count_pieces_batch(nets_[:1], method="rational")
 

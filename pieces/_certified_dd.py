@@ -121,7 +121,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
     V[0, 0, 0] = 1.0
     F[0] = False
     ACT[0] = _ONE
-    s = np.empty((wmax, 6))  # sh, sl, th, tl, ea, eb
+    s = np.empty((6, wmax))  # per neuron: sh, sl, th, tl, ea, eb (rows: the loops over neurons vectorise)
     cx = np.empty((wmax, 3))
     cj = np.empty(wmax, np.int64)
     jb = np.empty(wmax, np.int64)
@@ -169,12 +169,12 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
             known_aff = masks and k > 0 and KNOWN[k]
             aff = _reached(DIFF[k], reach, n_in) if known_aff else _ZERO
             for j in range(n_out):
-                s[j, 0] = 0.0
-                s[j, 1] = 0.0
-                s[j, 2] = bias[j]
-                s[j, 3] = 0.0
-                s[j, 4] = 0.0
-                s[j, 5] = 0.0
+                s[0, j] = 0.0
+                s[1, j] = 0.0
+                s[2, j] = bias[j]
+                s[3, j] = 0.0
+                s[4, j] = 0.0
+                s[5, j] = 0.0
             for i in range(n_in):
                 ah, al, bh, bl, eai, ebi = V[k, i, 0], V[k, i, 1], V[k, i, 2], V[k, i, 3], V[k, i, 4], V[k, i, 5]
                 if ah == 0.0 and bh == 0.0:
@@ -183,35 +183,33 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                     return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
                 qa = eai + G * abs(ah) + 3.0 * _U * abs(al) + _TINY
                 qb = ebi + G * abs(bh) + 3.0 * _U * abs(bl) + _TINY
-                for j in range(n_out):
+                for j in range(n_out):  # a zero weight adds exact zeros
                     w = Wt[i, j]
-                    if w == 0.0:
-                        continue
                     p, pe = _two_prod(w, ah)
-                    h, e1 = _two_sum(s[j, 0], p)
-                    s[j, 0] = h
-                    s[j, 1] += (e1 + pe) + w * al
+                    h, e1 = _two_sum(s[0, j], p)
+                    s[0, j] = h
+                    s[1, j] += (e1 + pe) + w * al
                     p, pe = _two_prod(w, bh)
-                    h, e1 = _two_sum(s[j, 2], p)
-                    s[j, 2] = h
-                    s[j, 3] += (e1 + pe) + w * bl
+                    h, e1 = _two_sum(s[2, j], p)
+                    s[2, j] = h
+                    s[3, j] += (e1 + pe) + w * bl
                     aw = abs(w)
-                    s[j, 4] += aw * qa
-                    s[j, 5] += aw * qb
+                    s[4, j] += aw * qa
+                    s[5, j] += aw * qb
             for j in range(n_out):
-                s[j, 0], s[j, 1] = _two_sum(s[j, 0], s[j, 1])
-                s[j, 2], s[j, 3] = _two_sum(s[j, 2], s[j, 3])
-                if s[j, 4] != 0.0 or s[j, 5] != 0.0:
-                    s[j, 4] = 0.0 if flat else (s[j, 4] + _TINY) * _INFLATE
-                    s[j, 5] = (s[j, 5] + G * abs(bias[j]) + _TINY) * _INFLATE
+                s[0, j], s[1, j] = _two_sum(s[0, j], s[1, j])
+                s[2, j], s[3, j] = _two_sum(s[2, j], s[3, j])
+                if s[4, j] != 0.0 or s[5, j] != 0.0:
+                    s[4, j] = 0.0 if flat else (s[4, j] + _TINY) * _INFLATE
+                    s[5, j] = (s[5, j] + G * abs(bias[j]) + _TINY) * _INFLATE
             if last:
                 slope[k] = s[0, 0]
-                serr[k] = s[0, 4] + abs(s[0, 1])  # the slope is kept as its hi part
+                serr[k] = s[4, 0] + abs(s[1, 0])  # the slope is kept as its hi part
                 same[k] = known_aff and (aff & _ONE) == _ZERO
                 continue
             m = 0
             for j in range(n_out):
-                sh, sl_, th, tl, ea, eb = s[j, 0], s[j, 1], s[j, 2], s[j, 3], s[j, 4], s[j, 5]
+                sh, sl_, th, tl, ea, eb = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
                 sgl = _end_sign_dd(sh, sl_, th, tl, ea, eb, loh, lol, elo)
                 sgh = _end_sign_dd(sh, sl_, th, tl, ea, eb, hih, hil, ehi)
                 if sgl == AMBIGUOUS or sgh == AMBIGUOUS:
@@ -274,7 +272,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                         any_on = True
                         if masks:
                             act |= _ONE << np.uint64(j)
-                        nV[n_new, j, :] = s[j, :]
+                        nV[n_new, j, :] = s[:, j]
                     else:
                         nV[n_new, j, :] = 0.0
                 nF[n_new] = flat or not any_on

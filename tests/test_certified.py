@@ -7,6 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from numba import njit
 
 from pieces import ReLUNet, count_pieces, count_pieces_batch, sawtooth, yarotsky_square
 from pieces import _certified_cpu, _count_cpu
@@ -177,13 +178,16 @@ def test_exact_sign_on_near_cancellations(m, e, n):
     assert r == (v > 0) - (v < 0)
 
 
+@njit
+def _grain_of(v):
+    return _certified_cpu._grain(v)
+
+
 @settings(max_examples=300)
 @given(v=st.floats(allow_nan=False, allow_infinity=False).filter(lambda v: v != 0.0))
 def test_grain_is_the_lowest_set_bit(v):
     """_grain reads the bits (subnormals included); the oracle is the exact rational."""
-    from numba import njit
-
-    grain = njit(lambda v: _certified_cpu._grain(v))
+    grain = _grain_of
     f = Fraction(abs(v))
     num = f.numerator
     assert grain(v) == (num & -num).bit_length() - 1 - (f.denominator.bit_length() - 1)

@@ -228,7 +228,7 @@ def evaluate_batch(thetas, sizes, x, y, rounding):
     n = thetas.shape[0]
     losses = np.empty(n, np.float64)
     outputs = np.empty((n, x.size), thetas.dtype)
-    rs = kernel_rounding(rounding)
+    rs = kernel_rounding(rounding, finite_inputs=True)
     for i in range(n):
         losses[i] = _evaluate(thetas[i], sizes, x, y, rs, outputs[i])
     return losses, outputs
@@ -355,4 +355,4 @@ def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps
     its last finite parameters (the failing step is not applied).
     """
     return _run_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds,
-                      active, kernel_rounding(rounding))
+                      active, kernel_rounding(rounding, finite_inputs=True))

@@ -57,7 +57,7 @@ def gradient(net, x, y, precision="fp64"):
     theta = round_array(net_to_theta(net), fmt).astype(dt)
     loss, g = _train_cpu.loss_grad(
         theta, _sizes(net), round_array(x, fmt).astype(dt), round_array(y, fmt).astype(dt),
-        kernel_rounding(fmt.rounding),
+        kernel_rounding(fmt.rounding, finite_inputs=True),
     )
     return float(loss), g.astype(np.float64)
 

@@ -218,15 +218,19 @@ def _fp16_trip(typingctx, x):
     return types.float32(types.float32), codegen
 
 
-def _bits_rounder(bits):
+def _bits_rounder(bits, nan_payloads=True):
     """An intrinsic that rounds a float32 to ``bits`` significand bits on its bits, in
     32-bit integer operations (Numba would widen int32 arithmetic to int64, halving
     the lanes): add 2**(s-1) - 1 plus the lowest kept bit, clear the low s = 24 - bits
     bits. That is round to nearest even in float32's exponent range, which is bf16's
     and pK's: a carry into the exponent is the right result (the next binade, or inf
-    above the largest value), and float32's subnormals round to the format's. A nan is
-    returned quieted, with its payload, as float arithmetic returns it (the carry could
-    turn it into inf or 0)."""
+    above the largest value), and float32's subnormals round to the format's.
+
+    ``nan_payloads``: a nan is returned quieted, with its payload, as float arithmetic
+    returns it (the carry could turn it into inf or 0). Without it, only the quiet nans
+    without payload (mantissa ``0x400000``: x86's default nan, of either sign) come
+    out right, with 3 of the 8 vector operations less; they are the only nans that
+    kernels fed finite numbers ever hold (see :func:`kernel_rounding`)."""
     shift = 24 - bits
 
     @intrinsic
@@ -241,17 +245,19 @@ def _bits_rounder(bits):
             lsb = builder.and_(builder.lshr(u, c(shift)), c(1))
             r = builder.add(builder.add(u, c((1 << (shift - 1)) - 1)), lsb)
             r = builder.and_(r, c((0xFFFFFFFF << shift) & 0xFFFFFFFF))
-            nan = builder.fcmp_unordered("uno", args[0], args[0])
-            out = builder.select(nan, builder.or_(u, c(0x400000)), r)
-            return builder.bitcast(out, ir.FloatType())
+            if nan_payloads:
+                nan = builder.fcmp_unordered("uno", args[0], args[0])
+                r = builder.select(nan, builder.or_(u, c(0x400000)), r)
+            return builder.bitcast(r, ir.FloatType())
 
         return types.float32(types.float32), codegen
 
     return round_bits
 
 
-#: one rounding intrinsic per width, for bf16 and pK with K <= 8 (see FastRounding)
-_BITS_ROUNDERS = {k: _bits_rounder(k) for k in range(2, 9)}
+#: one rounding intrinsic per width and nan treatment, for bf16 and pK with K <= 8
+#: (see FastRounding)
+_BITS_ROUNDERS = {(k, p): _bits_rounder(k, p) for k in range(2, 9) for p in (True, False)}
 
 
 class FastRounding:
@@ -260,28 +266,32 @@ class FastRounding:
     ``"fp16"`` (F16C conversion), ``"bf16"`` and ``"pK"`` for K <= 8 (integer
     round-to-nearest-even on the float32 bits). Bit for bit the same results (tested).
 
-    Use :func:`kernel_rounding` to get one.
+    ``finite_inputs``: for kernels whose inputs are finite, where every nan is one
+    that arithmetic created (see :func:`kernel_rounding`); bf16 and pK then round
+    with 3 vector operations less. Use :func:`kernel_rounding` to get one.
     """
 
-    def __init__(self, kind):
+    def __init__(self, kind, finite_inputs=False):
         fmt = parse_precision(kind)
         if not (kind == "fp16" or (not fmt.native and fmt.emin == -126 and fmt.bits <= 8)):
             raise ValueError(f"no fast rounding for {kind!r}")
         self.kind = kind
+        self.finite_inputs = bool(finite_inputs)
 
     def __repr__(self):
-        return f"FastRounding({self.kind!r})"
+        return f"FastRounding({self.kind!r}{', finite_inputs=True' if self.finite_inputs else ''})"
 
 
 class _FastRoundingType(types.Dummy):
-    def __init__(self, kind):
+    def __init__(self, kind, finite_inputs):
         self.kind = kind
-        super().__init__(name=f"FastRounding({kind})")
+        self.finite_inputs = finite_inputs
+        super().__init__(name=f"FastRounding({kind}, {finite_inputs})")
 
 
 @typeof_impl.register(FastRounding)
 def _typeof_fast(val, c):
-    return _FastRoundingType(val.kind)
+    return _FastRoundingType(val.kind, val.finite_inputs)
 
 
 register_model(_FastRoundingType)(models.OpaqueModel)
@@ -299,10 +309,18 @@ def _len_fast(rs):
         return lambda rs: 1
 
 
-def kernel_rounding(rs):
+def kernel_rounding(rs, finite_inputs=False):
     """The spec the CPU kernels should get for the rounding spec ``rs``
     (:attr:`Format.rounding`): a :class:`FastRounding` for a float32 spec of fp16
     (where the CPU has F16C), bf16 or pK with K <= 8, else ``rs`` itself.
+
+    ``finite_inputs=True`` is for kernels fed only finite numbers (the training
+    kernels: nets, data and hyperparameters are checked finite). Their nans are all
+    made by arithmetic (inf - inf, 0 * inf, 0 / 0, sqrt of a negative), which on x86
+    yields the default nan, a quiet nan without payload, and passes it on unchanged;
+    LLVM's folded nan is one too. The rounding that then skips the payload-keeping
+    select returns such a nan unchanged, as the full one does, so the bits are the
+    same (tested, with a kernel that makes those nans).
 
     >>> kernel_rounding(parse_precision("bf16").rounding)
     FastRounding('bf16')
@@ -316,9 +334,9 @@ def kernel_rounding(rs):
     bits, emin, emax = (int(v) for v in rs[:3])
     fp16, bf16 = _NAMED["fp16"], _NAMED["bf16"]
     if (bits, emin, emax) == (fp16.bits, fp16.emin, fp16.emax):
-        return FastRounding("fp16") if HAVE_F16C else rs
+        return FastRounding("fp16", finite_inputs) if HAVE_F16C else rs
     if (emin, emax) == (bf16.emin, bf16.emax) and 2 <= bits <= bf16.bits:
-        return FastRounding("bf16" if bits == bf16.bits else f"p{bits}")
+        return FastRounding("bf16" if bits == bf16.bits else f"p{bits}", finite_inputs)
     return rs
 
 
@@ -342,7 +360,7 @@ def _rnd_overload(x, rs):
         if isinstance(x, types.Float) and x.bitwidth == 32:
             if rs.kind == "fp16":
                 return lambda x, rs: _fp16_trip(x)
-            round_bits = _BITS_ROUNDERS[fmt.bits]
+            round_bits = _BITS_ROUNDERS[fmt.bits, not rs.finite_inputs]
             return lambda x, rs: round_bits(x)
         # a float64 value (a float32 divided by an integer, say): the generic rounding,
         # as the generic spec would round it

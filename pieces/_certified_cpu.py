@@ -770,8 +770,10 @@ def segments(wt, bf, sizes, a, b, capacity):
 @njit(cache=True)
 def count_one(wt, bf, sizes, a, b, capacity):
     """``(pieces, regions, breakpoints, status)`` of one packed net; ``status`` 1 means
-    undecided (the counts are then 0 and the caller counts the net exactly)."""
-    p, r, bps, status, _ = count_in(wt, bf, sizes, a, b, new_workspace(capacity, sizes.max()))
+    a decision of the sweep was undecided, 2 that only the equality of some
+    neighbouring slopes was (the segments are right: :func:`open_pairs`); the counts are
+    then 0 and the caller decides the net exactly."""
+    p, r, bps, status, _, _ = count_in(wt, bf, sizes, a, b, new_workspace(capacity, sizes.max()))
     return p, r, bps, status
 
 
@@ -779,21 +781,26 @@ def count_one(wt, bf, sizes, a, b, capacity):
 def count_in(wt, bf, sizes, a, b, ws):
     """:func:`count_one` in the workspace ``ws`` (see :func:`new_workspace`), which it
     returns, grown where it had to: a caller that keeps it counts the next net without
-    allocating (fresh pages cost about a sixth of a count)."""
+    allocating (fresh pages cost about a sixth of a count). Returns
+    ``(pieces, regions, breakpoints, status, ws, nseg)``; where ``status`` is 2, the
+    sweep's ``nseg`` segments are in ``ws`` (ends ``ws[0]``, their bounds ``ws[1]``,
+    slopes ``ws[14]``, bounds ``ws[15]``, structural equality ``ws[24]``)."""
     nseg, ws, status = sweep(wt, bf, sizes, a, b, ws)
     if status == 0:
         new, status = merge_pieces(ws[14][:nseg], ws[15][:nseg], ws[24][:nseg])
+        status *= 2
     if status != 0:
-        return 0, 0, np.empty(0), status, ws
+        return 0, 0, np.empty(0), status, ws, nseg
     bps = breakpoints_of(new, ws[0][: nseg + 1])
-    return bps.size + 1, nseg, bps, 0, ws
+    return bps.size + 1, nseg, bps, 0, ws, nseg
 
 
 @njit(cache=True, parallel=True)
 def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
     """``(pieces, regions, status)`` of every net of a packed batch, one workspace per
-    worker as in ``_count_cpu.count_batch``; ``status[i]`` is 1 where net i is
-    undecided in float64 (its counts are then 0; the caller decides it)."""
+    worker as in ``_count_cpu.count_batch``; ``status[i]`` is nonzero where net i is
+    undecided in float64, as :func:`count_one` says (its counts are then 0; the caller
+    decides it)."""
     n = w_off.size - 1
     pieces = np.zeros(n, np.int64)
     regions = np.zeros(n, np.int64)
@@ -806,6 +813,7 @@ def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
                                  sizes[s_off[i] : s_off[i + 1]], a, b, ws)
             if st == 0:
                 new, st = merge_pieces(ws[14][:nseg], ws[15][:nseg], ws[24][:nseg])
+                st *= 2
             if st == 0:
                 pieces[i] = breakpoints_of(new, ws[0][: nseg + 1]).size + 1
                 regions[i] = nseg

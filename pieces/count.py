@@ -149,10 +149,10 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
     a, b = check_interval(interval)
     if method in ("exact", "certified"):
         wt, bf, sizes, *_ = _count_cpu.pack([net])
-        p, r, bps, status = _certified_float64(wt, bf, sizes, a, b)
+        p, r, bps, status, segs = _certified_float64(wt, bf, sizes, a, b)
         if status == 0:
             return PieceCount(int(p), int(r), bps, method)
-        c = _certified_beyond_float64(net, a, b)
+        c = _certified_beyond_float64(net, a, b, segs)
         return PieceCount(c.pieces, c.regions, c.breakpoints, method)
     if method == "tolerance":
         wt, bf, sizes, *_ = _count_cpu.pack([net])
@@ -184,22 +184,34 @@ _workspaces = threading.local()
 def _certified_float64(wt, bf, sizes, a, b):
     """The certified float64 stage of one packed net, in this thread's kept workspace
     (counting again in the same pages saves the page faults of fresh buffers; a
-    workspace above ``config.COUNT_WORKSPACE_KEEP_BYTES`` is not kept)."""
+    workspace above ``config.COUNT_WORKSPACE_KEEP_BYTES`` is not kept).
+
+    Returns ``(pieces, regions, breakpoints, status, segs)``: ``segs`` is what
+    :func:`_exact_segments` starts from when ``status`` is nonzero: the sweep's
+    segments where only slope pairs are open (status 2), False where the sweep itself
+    was undecided (status 1)."""
     from . import _certified_cpu
 
     ws = getattr(_workspaces, "certified", None)
     if ws is None or ws[3].shape[1] < sizes.max():
         ws = _certified_cpu.new_workspace(config.COUNT_INITIAL_CAPACITY, int(sizes.max()))
-    p, r, bps, status, ws = _certified_cpu.count_in(wt, bf, sizes, a, b, ws)
+    p, r, bps, status, ws, nseg = _certified_cpu.count_in(wt, bf, sizes, a, b, ws)
+    segs = None
+    if status == 1:
+        segs = False
+    elif status == 2:
+        segs = (ws[0][: nseg + 1].copy(), ws[1][: nseg + 1].copy(), ws[14][:nseg].copy(), ws[15][:nseg].copy(),
+                ws[24][:nseg].copy())
     keep = sum(arr.nbytes for arr in ws) <= config.COUNT_WORKSPACE_KEEP_BYTES
     _workspaces.certified = ws if keep else None
-    return p, r, bps, status
+    return p, r, bps, status, segs
 
 
-def _certified_beyond_float64(net, a, b):
+def _certified_beyond_float64(net, a, b, segs=None):
     """The exact count of a net that the float64 stage left undecided (see
-    :func:`_exact_segments`), counted in rationals where that cannot decide."""
-    found = _exact_segments(net, a, b)
+    :func:`_exact_segments`, which ``segs`` is passed to), counted in rationals where
+    that cannot decide."""
+    found = _exact_segments(net, a, b, segs)
     if found is not None:
         xs, new = found
         bps = _count_cpu.breakpoints_of(new, xs)
@@ -208,12 +220,13 @@ def _certified_beyond_float64(net, a, b):
     return PieceCount(exact.pieces, exact.regions, exact.breakpoints, "exact")
 
 
-def _exact_segments(net, a, b):
+def _exact_segments(net, a, b, segs=None):
     """``(xs, new)``: the exact regions' ends and which start a new piece, or None where
     only the rationals can decide.
 
     The float64 sweep, or the double-double one where that is undecided, gives the
-    regions; a pair of neighbouring slopes that neither can prove equal or different is
+    regions (``segs``: the float64 sweep's ``(xs, ex, slope, serr, same)`` where the
+    caller has them, False where it knows the sweep undecided, None to run it); a pair of neighbouring slopes that neither can prove equal or different is
     decided alone, by the exact slopes at a rational point certified inside each region
     (``_rational.slope_at``), as exact geometry libraries decide one predicate.
     """
@@ -222,7 +235,14 @@ def _exact_segments(net, a, b):
     from ._rational import slope_at
 
     wt, bf, sizes, *_ = _count_cpu.pack([net])
-    status, xs, ex, slope, serr, same = _certified_cpu.segments(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
+    if segs is None:
+        status, xs, ex, slope, serr, same = _certified_cpu.segments(wt, bf, sizes, a, b,
+                                                                    config.COUNT_INITIAL_CAPACITY)
+    elif segs is False:
+        status = 1
+    else:
+        status = 0
+        xs, ex, slope, serr, same = segs
     if status != 0:
         _, xs, ex, slope, serr, same, status = sweep_dd(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
     if status != 0:
@@ -339,7 +359,9 @@ def count_packed(packed, a, b, device="cpu", exact=True, nets=None):
                           "decided on the CPU", GPUFallbackWarning, stacklevel=3)
         for i in np.flatnonzero(status):
             net = nets[i] if nets is not None else _unpack(packed, i)
-            c = _certified_beyond_float64(net, a, b)
+            # a sweep the CPU left undecided is not run again (the GPU's status 1 may
+            # also be an overflow of its buffers)
+            c = _certified_beyond_float64(net, a, b, False if device == "cpu" and status[i] == 1 else None)
             pieces[i], regions[i] = c.pieces, c.regions
         return pieces, regions
     if device == "cuda":

@@ -283,3 +283,27 @@ def test_undecided_slope_pair_is_decided_alone_without_rationals(seed):
     r = count_pieces(net, (0.0, 1.0), method="rational")
     assert (int(found[1].sum()), found[0].size - 1) == (r.pieces, r.regions)
     assert same(count_pieces(net, (0.0, 1.0)), r)
+
+
+def test_open_slope_pairs_are_decided_from_the_float64_segments_already_swept():
+    """A net whose float64 sweep decides every region but leaves neighbouring slopes
+    open (status 2): ``count_pieces`` decides those pairs from the segments it has,
+    without sweeping again, and equals the rational count; a net whose sweep is
+    undecided (status 1) goes straight to double-double."""
+    from pieces.count import _certified_float64, _exact_segments
+
+    net = ReLUNet([[[-0.5], [0.3], [-0.7]], [[0.7, -0.7, -0.5], [0.1, 1.0, 0.7], [-0.7, -0.5, -0.5]],
+                   [[0.7, 0.5, -0.7]]], [[-1.0, 1.0, 0.3], [1.0, -0.7, -0.5], [1.0]])
+    iv = (-1.0, 1.0)
+    assert status(net, iv) == 2
+    wt, bf, sizes, *_ = _count_cpu.pack([net])
+    *_, st_, segs = _certified_float64(wt, bf, sizes, *iv)
+    assert st_ == 2 and segs[0].size == segs[2].size + 1
+    kept, swept = _exact_segments(net, *iv, segs), _exact_segments(net, *iv)
+    assert np.array_equal(kept[0], swept[0]) and np.array_equal(kept[1], swept[1])
+    assert same(count_pieces(net, iv), count_pieces(net, iv, method="rational"))
+    assert count_pieces_batch([net], iv)[0][0] == count_pieces(net, iv, method="rational").pieces
+    base_w, base_b = 0.7, -0.2345678  # two crossings one ulp apart: the sweep is undecided
+    close = ReLUNet([np.array([[base_w], [3.7 * base_w]]), [[1.0, 1.0]]], [np.array([base_b, 3.7 * base_b]), [0.0]])
+    assert status(close, iv) == 1 and _certified_float64(*_count_cpu.pack([close])[:3], *iv)[4] is False
+    assert same(count_pieces(close, iv), count_pieces(close, iv, method="rational"))

@@ -12,6 +12,10 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
+from . import _jit_cache
+
+_jit_cache.install()  # before any kernel is defined: cached kernels follow every source edit
+
 from .constructions import sawtooth, yarotsky_square
 from .count import PieceCount, count_pieces, count_pieces_batch
 from .init import initial_net

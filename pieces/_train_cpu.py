@@ -5,9 +5,11 @@ matrix transposed, ``(n_in, n_out)`` row-major, then the bias. Arrays have the c
 dtype of the precision (see :attr:`pieces.precision.Format.compute_dtype`), and every
 arithmetic result goes through ``rnd`` (a no-op for fp32/fp64): products, sums, the
 loss, the gradient, the update. The Python entry points hand the kernels the dedicated
-roundings of :func:`pieces.precision.kernel_rounding` (same bits, faster). Loops run in
-a fixed order, so results are bit for bit reproducible, and identical between
-``train`` and ``train_batch``.
+roundings of :func:`pieces.precision.kernel_rounding` (same bits, faster), and run
+p9..p11 in float32 (:func:`pieces.precision.float32_rounding`: the arrays convert
+exactly, products and quotients go through ``mul`` and ``div``). Loops run in a fixed
+order, so results are bit for bit reproducible, and identical between ``train`` and
+``train_batch``.
 
 Loss: ``L = (1/N) sum_n (f(x_n) - y_n)**2``; ``dL/df(x_n) = (2 r_n) / N``.
 """
@@ -15,7 +17,7 @@ Loss: ``L = (1/N) sum_n (f(x_n) - y_n)**2``; ``dL/df(x_n) = (2 r_n) / N``.
 import numpy as np
 from numba import njit, prange
 
-from .precision import kernel_rounding, rnd
+from .precision import div, float32_rounding, kernel_rounding, mul, rnd
 
 __all__ = ["OPTIMIZERS", "param_layout", "loss_grad", "run_steps_batch", "forward_loss", "evaluate_batch"]
 
@@ -112,7 +114,7 @@ def _forward(theta, sizes, xb, yb, H, r, rs):
                 h = H[i0 + i]
                 z = H[row]
                 for n in range(nb):
-                    z[n] = rnd(z[n] + rnd(w * h[n], rs), rs)
+                    z[n] = rnd(z[n] + mul(w, h[n], rs), rs)
             if l < n_layers - 1:
                 for n in range(nb):
                     z = H[row, n]
@@ -122,7 +124,7 @@ def _forward(theta, sizes, xb, yb, H, r, rs):
     for n in range(nb):
         rn = rnd(H[out, n] - yb[n], rs)
         r[n] = rn
-        loss = rnd(loss + rnd(rn * rn, rs), rs)
+        loss = rnd(loss + mul(rn, rn, rs), rs)
     return rnd(loss / nb, rs)
 
 
@@ -175,7 +177,7 @@ def _backward(theta, sizes, H, r, G, D, E, Dt, rs):
                 if h == zero:
                     continue  # adds exactly nothing
                 for j in range(n_out):
-                    Gw[i, j] = rnd(Gw[i, j] + rnd(h * Dt[n, j], rs), rs)
+                    Gw[i, j] = rnd(Gw[i, j] + mul(h, Dt[n, j], rs), rs)
         if l == 0:
             break
         Wt = theta[w_off[l] : w_off[l] + n_in * n_out].reshape((n_in, n_out))
@@ -187,7 +189,7 @@ def _backward(theta, sizes, H, r, G, D, E, Dt, rs):
                 w = Wt[i, j]
                 d = D[j]
                 for n in range(nb):
-                    Ei[n] = rnd(Ei[n] + rnd(w * d[n], rs), rs)
+                    Ei[n] = rnd(Ei[n] + mul(w, d[n], rs), rs)
             for n in range(nb):  # ReLU'(z) = 1 where z > 0, else 0
                 E[i, n] = E[i, n] if H[i0 + i, n] > zero else zero
         D, E = E, D
@@ -228,6 +230,14 @@ def evaluate_batch(thetas, sizes, x, y, rounding):
     n = thetas.shape[0]
     losses = np.empty(n, np.float64)
     outputs = np.empty((n, x.size), thetas.dtype)
+    narrow = float32_rounding(rounding)
+    if narrow is not None:  # p9..p11: in float32, the same bits
+        f32 = np.float32
+        out32 = np.empty((n, x.size), f32)
+        for i in range(n):
+            losses[i] = _evaluate(thetas[i].astype(f32), sizes, x.astype(f32), y.astype(f32), narrow, out32[i])
+        outputs[:] = out32
+        return losses, outputs
     rs = kernel_rounding(rounding, finite_inputs=True)
     for i in range(n):
         losses[i] = _evaluate(thetas[i], sizes, x, y, rs, outputs[i])
@@ -309,19 +319,19 @@ def _run(theta, m, v, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seed,
             c2 = bc[s, 1]
             for k in range(theta.size):
                 g = G[k]
-                mk = rnd(rnd(b1 * m[k], rs) + rnd(omb1 * g, rs), rs)
-                vk = rnd(rnd(b2 * v[k], rs) + rnd(rnd(omb2 * g, rs) * g, rs), rs)
+                mk = rnd(mul(b1, m[k], rs) + mul(omb1, g, rs), rs)
+                vk = rnd(mul(b2, v[k], rs) + mul(mul(omb2, g, rs), g, rs), rs)
                 m[k] = mk
                 v[k] = vk
-                mh = rnd(mk / c1, rs)
-                vh = rnd(vk / c2, rs)
+                mh = div(mk, c1, rs)
+                vh = div(vk, c2, rs)
                 den = rnd(rnd(np.sqrt(vh), rs) + eps, rs)
-                step = rnd(rate * rnd(mh / den, rs), rs)
+                step = mul(rate, div(mh, den, rs), rs)
                 new[k] = rnd(theta[k] - step, rs)
                 ok = ok and np.isfinite(new[k])
         else:
             for k in range(theta.size):
-                new[k] = rnd(theta[k] - rnd(rate * G[k], rs), rs)
+                new[k] = rnd(theta[k] - mul(rate, G[k], rs), rs)
                 ok = ok and np.isfinite(new[k])
         if not ok:
             return s - step0, loss, True
@@ -354,5 +364,14 @@ def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps
     Returns ``(steps_done, last_loss, diverged)`` per net; on divergence a row keeps
     its last finite parameters (the failing step is not applied).
     """
+    narrow = float32_rounding(rounding)
+    if narrow is not None:  # p9..p11: in float32, the same bits (values convert exactly)
+        f32 = np.float32
+        arrays = [a.astype(f32) for a in (thetas, ms, vs)]
+        out = _run_batch(*arrays, sizes, X.astype(f32), Y.astype(f32), lr.astype(f32), bc.astype(f32),
+                         hp.astype(f32), opt, step0, n_steps, batch, seeds, active, narrow)
+        for full, narrow_copy in zip((thetas, ms, vs), arrays):
+            full[:] = narrow_copy
+        return out
     return _run_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds,
                       active, kernel_rounding(rounding, finite_inputs=True))

@@ -29,6 +29,14 @@ half -> float32 (``vcvtps2ph``, 8 lanes), bf16 and pK with K <= 8 by integer
 round-to-nearest-even on the float32 bits. The generic rounding (add and subtract a
 constant of the binade) serves the wider pK and the CUDA twin.
 
+The CPU training kernels also run p9, p10 and p11 in fp32 (:func:`float32_rounding`;
+their compute dtype stays float64, and the kernels' entry points convert, exactly).
+Normal results are right by Figueroa's 24 >= 2K + 2; a sum in fp32's subnormal range is
+exact. Products there are taken apart by :func:`mul`: the exact product times 2**64 is
+an fp32 number (2K <= 22 bits), rounded once at the format's subnormal quantum;
+quotients (:func:`div`) are computed in float64 and rounded once. Square roots of
+positive numbers are normal.
+
 Examples
 --------
 >>> import numpy as np
@@ -53,8 +61,8 @@ from numba.core import config as numba_config
 from numba.extending import NativeValue, intrinsic, models, overload, register_model, typeof_impl, unbox
 
 __all__ = [
-    "Format", "parse_precision", "round_to", "round_array", "rnd", "kernel_rounding", "FastRounding",
-    "PRECISIONS", "HAVE_F16C",
+    "Format", "parse_precision", "round_to", "round_array", "rnd", "mul", "div", "kernel_rounding",
+    "float32_rounding", "FastRounding", "PRECISIONS", "HAVE_F16C",
 ]
 
 #: Named precisions (``pK`` is accepted for 2 <= K <= 24 as well).
@@ -255,15 +263,18 @@ def _bits_rounder(bits, nan_payloads=True):
     return round_bits
 
 
-#: one rounding intrinsic per width and nan treatment, for bf16 and pK with K <= 8
+#: one rounding intrinsic per width and nan treatment, for bf16 and pK with K <= 11
 #: (see FastRounding)
-_BITS_ROUNDERS = {(k, p): _bits_rounder(k, p) for k in range(2, 9) for p in (True, False)}
+_BITS_ROUNDERS = {(k, p): _bits_rounder(k, p) for k in range(2, 12) for p in (True, False)}
+
+#: the widest pK that the CPU kernels compute in float32 (24 >= 2K + 2)
+FLOAT32_MAX_BITS = 11
 
 
 class FastRounding:
     """The rounding spec of a format that the CPU kernels compute in float32, as a
     marker whose Numba type selects a dedicated rounding instead of the generic one:
-    ``"fp16"`` (F16C conversion), ``"bf16"`` and ``"pK"`` for K <= 8 (integer
+    ``"fp16"`` (F16C conversion), ``"bf16"`` and ``"pK"`` for K <= 11 (integer
     round-to-nearest-even on the float32 bits). Bit for bit the same results (tested).
 
     ``finite_inputs``: for kernels whose inputs are finite, where every nan is one
@@ -273,7 +284,7 @@ class FastRounding:
 
     def __init__(self, kind, finite_inputs=False):
         fmt = parse_precision(kind)
-        if not (kind == "fp16" or (not fmt.native and fmt.emin == -126 and fmt.bits <= 8)):
+        if not (kind == "fp16" or (not fmt.native and fmt.emin == -126 and fmt.bits <= FLOAT32_MAX_BITS)):
             raise ValueError(f"no fast rounding for {kind!r}")
         self.kind = kind
         self.finite_inputs = bool(finite_inputs)
@@ -369,6 +380,77 @@ def _rnd_overload(x, rs):
     if isinstance(x, types.Float) and x.bitwidth == 32:
         return lambda x, rs: _round32(x, rs[0], rs[1], rs[2], rs[3])
     return lambda x, rs: _round64(x, rs[0], rs[1], rs[2], rs[3])
+
+
+def float32_rounding(rs):
+    """The :class:`FastRounding` with which the CPU training kernels run the float64
+    rounding spec ``rs`` of p9, p10 or p11 in float32 instead (see the module doc; the
+    arrays convert exactly), or None for any other spec.
+
+    >>> float32_rounding(parse_precision("p10").rounding)
+    FastRounding('p10', finite_inputs=True)
+    >>> float32_rounding(parse_precision("p12").rounding) is None
+    True
+    """
+    if len(rs) != 4 or isinstance(rs, FastRounding) or not isinstance(rs[3], np.float64):
+        return None
+    bits, emin, emax = (int(v) for v in rs[:3])
+    if (emin, emax) != (-126, 127) or not 9 <= bits <= FLOAT32_MAX_BITS:
+        return None
+    return FastRounding(f"p{bits}", finite_inputs=True)
+
+
+def _wide_float32(rs, a, b):
+    # a p9..p11 marker with float32 operands: the products and quotients that fp32's
+    # subnormal range would round twice
+    return (isinstance(rs, _FastRoundingType) and rs.kind != "fp16" and parse_precision(rs.kind).bits > 8
+            and all(isinstance(v, types.Float) and v.bitwidth == 32 for v in (a, b)))
+
+
+def mul(a, b, rs):
+    """``rnd(a * b, rs)``, for kernels: the product of two numbers of the format,
+    rounded to it once. Only p9..p11 in float32 need more than ``rnd`` (module doc)."""
+    raise NotImplementedError  # only its Numba overload runs
+
+
+def div(a, b, rs):
+    """``rnd(a / b, rs)``, for kernels, as :func:`mul` is for products."""
+    raise NotImplementedError  # only its Numba overload runs
+
+
+@overload(mul)
+def _mul_overload(a, b, rs):
+    if not _wide_float32(rs, a, b):
+        return lambda a, b, rs: rnd(a * b, rs)
+    bits = parse_precision(rs.kind).bits
+    round_bits = _BITS_ROUNDERS[bits, not rs.finite_inputs]
+    up, down, tiny = np.float32(2.0**64), np.float32(2.0**-64), np.float32(2.0**-126)
+    c = np.float32(1.5 * 2.0 ** (-38 - bits))  # adding it rounds at 2**(-61-K): the quantum 2**(-125-K), scaled
+
+    def impl(a, b, rs):
+        p = a * b
+        # 0 < |p| < 2**-126: both factors nonzero and below 2**10, so a * 2**64 * b is
+        # the exact product (<= 22 bits, normal); rounded once at the scaled quantum,
+        # scaled back exactly. Elsewhere p is exact or normal: one rounding.
+        ps = (a * up) * b
+        small = math.copysign(((ps + c) - c) * down, p)
+        r = small if abs(p) < tiny else round_bits(p)
+        return p if p == 0 else r  # 0: an exact zero or an underflow, signed as p
+
+    return impl
+
+
+@overload(div)
+def _div_overload(a, b, rs):
+    if not _wide_float32(rs, a, b):
+        return lambda a, b, rs: rnd(a / b, rs)
+    fmt = parse_precision(rs.kind)
+    bits, emin, emax, limit = fmt.bits, fmt.emin, fmt.emax, fmt.max
+
+    def impl(a, b, rs):  # float64 holds the quotient to 53 >= 2K + 2 bits, in range
+        return np.float32(_round64(np.float64(a) / np.float64(b), bits, emin, emax, limit))
+
+    return impl
 
 
 @njit(cache=True, error_model="numpy")

@@ -6,7 +6,8 @@ import pytest
 from numba import njit
 
 from pieces import _train_cpu
-from pieces.precision import FastRounding, HAVE_F16C, _round_array, kernel_rounding, parse_precision, round_array
+from pieces.precision import (FastRounding, HAVE_F16C, _round_array, div, float32_rounding, kernel_rounding, mul,
+                              parse_precision, round_array)
 
 
 def bits64(a):
@@ -260,3 +261,89 @@ def test_fp32_products_round_like_exact_ones_exactly_up_to_8_bits():
     # the subnormal case of the module doc's proof, exhaustively, and the bound is tight
     assert [product_mismatches(k) for k in range(2, 9)] == [0] * 7
     assert product_mismatches(9) > 0
+
+
+@njit(error_model="numpy")
+def _mul_div(a, b, rs):
+    products = np.empty_like(a)
+    quotients = np.empty_like(a)
+    for i in range(a.size):
+        products[i] = mul(a[i], b[i], rs)
+        quotients[i] = div(a[i], b[i], rs)
+    return products, quotients
+
+
+def _mul_all(a, b, rs):
+    return _mul_div(a, b, rs)[0]
+
+
+def _div_all(a, b, rs):
+    return _mul_div(a, b, rs)[1]
+
+
+@pytest.mark.parametrize("k", [9, 10, 11])
+def test_products_and_quotients_of_p9_to_p11_in_float32_round_once(k):
+    # where rounding fp32's product again is wrong (product_mismatches), ``mul`` is not:
+    # every product of two k-bit significands whose last bit lies in fp32's subnormal
+    # range, and across the normal boundary, against the exact product rounded once
+    fmt = parse_precision(f"p{k}")
+    rs = float32_rounding(fmt.rounding)
+    assert rs.kind == f"p{k}"
+    sig = np.arange(2 ** (k - 1), 2**k, dtype=np.float64)  # normal significands; subnormal factors below
+    A, B = (m.ravel() for m in np.meshgrid(sig, sig[:: max(1, sig.size // 256)]))
+    for s in range(-165, -120):
+        a = (A * 2.0**-70).astype(np.float32)
+        b = (B * 2.0 ** (s + 70)).astype(np.float32)
+        for sa, sb in ((1, 1), (-1, 1)):
+            got = _mul_all(sa * a, sb * b, rs)
+            want = round_array(sa * sb * A * B * 2.0**s, fmt)  # exact in float64, rounded once
+            assert same_bits(got.astype(np.float64), want).all(), s
+    # a subnormal factor, zeros and infinities
+    tiny = round_array(np.array([2.0**-130, 3 * 2.0**-134, -(2.0**-125 - 2.0**-134), 0.0, -0.0]), fmt)
+    other = round_array(np.array([0.75, 1.5, 3.0, 1e30, -2.0]), fmt)
+    x, y = (m.ravel() for m in np.meshgrid(tiny, other))
+    x = np.concatenate([x, [np.inf, 0.0]])
+    y = np.concatenate([y, [0.0, np.inf]])
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = round_array(x * y, fmt)
+        assert same_bits(_mul_all(x.astype(np.float32), y.astype(np.float32), rs).astype(np.float64), want).all()
+        q = (A[:4000] * 2.0**-60).astype(np.float32), (B[:4000] * 2.0**75).astype(np.float32)
+        want_q = round_array(q[0].astype(np.float64) / q[1].astype(np.float64), fmt)
+        assert same_bits(_div_all(*q, rs).astype(np.float64), want_q).all()
+
+
+@pytest.mark.parametrize("k", [9, 11])
+def test_p9_to_p11_training_in_float32_equals_float64(k):
+    # run_steps_batch and evaluate_batch run p9..p11 in float32: the same bits as the
+    # float64 kernels, nets with subnormal activations and gradients among them, Adam
+    # (products, quotients, square roots) and SGD, converging and diverging
+    fmt = parse_precision(f"p{k}")
+    sizes = np.array([1, 9, 13, 8, 1], np.int64)
+    n_params = _train_cpu.param_layout(sizes)[2]
+    base = round_array(np.random.default_rng(3).standard_normal((3, n_params)) * 0.7, fmt)
+    base[1] *= 2.0**-32
+    base[2] *= 2.0**-24
+    x = round_array(np.linspace(-1, 1, 37), fmt)
+    y = round_array(np.sin(3 * x), fmt)
+    steps = 30
+    for opt, lr in (("adam", 0.05), ("sgd", 0.05), ("sgd", 1e4)):
+        lr_arr = round_array(np.full(steps, lr), fmt)
+        bc = round_array(np.stack([1 - 0.9 ** np.arange(1, steps + 1), 1 - 0.999 ** np.arange(1, steps + 1)], 1), fmt)
+        hp = round_array(np.array([0.9, 0.1, 0.999, 0.001, 1e-3]), fmt)
+        runs = []
+        for narrow in (True, False):
+            th, ms, vs = base.copy(), np.zeros_like(base), np.zeros_like(base)
+            args = (sizes, x, y, lr_arr, bc, hp, _train_cpu.OPTIMIZERS[opt], 0, steps, 8, np.arange(3), np.ones(3, bool))
+            if narrow:
+                out = _train_cpu.run_steps_batch(th, ms, vs, *args, fmt.rounding)
+            else:  # the float64 kernels, as before
+                out = _train_cpu._run_batch(th, ms, vs, *args, fmt.rounding)
+            runs.append((th, ms, vs, *out))
+        for a, b in zip(*runs):
+            assert a.tobytes() == b.tobytes()
+    losses, outputs = _train_cpu.evaluate_batch(base, sizes, x, y, fmt.rounding)
+    assert outputs.dtype == np.float64
+    for i in range(3):
+        H, r, *_ = _train_cpu._workspace(base[i], sizes, x.size)
+        assert losses[i] == _train_cpu._forward(base[i], sizes, x, y, H, r, fmt.rounding)
+        assert outputs[i].tobytes() == H[H.shape[0] - 1].tobytes()

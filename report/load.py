@@ -59,7 +59,9 @@ def load_run(run_dir):
         check_done_have_rows(run_dir, done, rows)
     except RunDirError as exc:
         raise LoadError(str(exc)) from None
-    rows = [r for r in rows if r[0] in done]
+    # tasks finish in any order on several workers: in task-id order (each task's rows
+    # in its own order), sums and fits over the table are the same bits run after run
+    rows = sorted((r for r in rows if r[0] in done), key=lambda r: r[0])
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     for col in ("width", "depth", "seed"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")

@@ -2,6 +2,7 @@
 that contradict the theory fill the 'disagree' list."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -113,3 +114,24 @@ def test_backprop_of_one_deterministic_net_claims_no_ci():
     assert "(one net: its 5 seeds give identical errors, so no CI)" in text
     assert "he, fp16: relative gradient error ×2^" in text and "(n = 20)" in text
     assert text.count("no CI") == 1
+
+
+def test_rows_load_in_task_order_whatever_order_tasks_finished(tmp_path):
+    # workers finish tasks in any order; sums and fits over the table must not see it
+    from pieces.study import run_study
+    from report.load import load_run
+    from test_study import tiny_settings
+
+    run = tmp_path / "r"
+    run_study(run, tiny_settings(), ["growth"], progress=False, report=False)
+    lines = (run / "results.csv").read_text().splitlines(keepends=True)
+    blocks = {}
+    for line in lines[1:]:
+        blocks.setdefault(line.split(",", 1)[0], []).append(line)
+    assert len(blocks) > 2
+    shuffled = tmp_path / "s"
+    shutil.copytree(run, shuffled)
+    (shuffled / "results.csv").write_text(lines[0] + "".join(sum(reversed(list(blocks.values())), [])))
+    a, b = load_run(run).results, load_run(shuffled).results
+    pd.testing.assert_frame_equal(a, b)
+    assert json.dumps(findings(load_run(run)), default=str) == json.dumps(findings(load_run(shuffled)), default=str)

@@ -1,4 +1,4 @@
-"""Numba's on-disk cache of this package's kernels, keyed on the package's whole source.
+"""Numba's on-disk cache of this package's kernels, keyed on every file they compile in.
 
 Numba keeps a cached kernel as long as the file that defines it is unchanged (it
 stores a hash of that one file). A kernel also holds code compiled in from other
@@ -9,15 +9,21 @@ the old training kernels, and tests would pass against code that is no longer th
 
 :func:`install` puts a locator in front of Numba's own: for a function defined in this
 package it is the locator Numba would pick (same cache directory, so a user's
-``NUMBA_CACHE_DIR`` still counts), except that its source stamp is a hash of every
-``.py`` file of the package. Any edit then recompiles the package's kernels, and
-nothing else's caching changes. It relies on ``numba.core.caching.CacheImpl``; where
-that is missing (another Numba), Numba's own behaviour is kept.
+``NUMBA_CACHE_DIR`` still counts), except that its source stamp hashes the defining
+file together with every file of the package that it imports, directly or not (``from
+.x import``, ``from . import x``, ``pieces.x``, at any indentation). An edit then
+recompiles exactly the kernels that may have compiled the edited code in, and nothing
+else's caching changes. It relies on ``numba.core.caching.CacheImpl``; where that is
+missing (another Numba), Numba's own behaviour is kept.
 
 Examples
 --------
+>>> from pathlib import Path
 >>> from pieces import _jit_cache, _train_cpu
->>> _train_cpu.loss_grad._cache._impl.locator.get_source_stamp() == _jit_cache.SOURCE_STAMP
+>>> stamp = _train_cpu.loss_grad._cache._impl.locator.get_source_stamp()
+>>> stamp == _jit_cache.source_stamp(Path(_train_cpu.__file__))
+True
+>>> "precision.py" in _jit_cache.dependencies(Path(_train_cpu.__file__))
 True
 """
 
@@ -25,33 +31,91 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
-__all__ = ["SOURCE_STAMP", "install"]
+__all__ = ["dependencies", "install", "source_stamp"]
 
 _PACKAGE = Path(__file__).resolve().parent
+_RELATIVE = re.compile(r"^[ \t]*from[ \t]+(\.+)([\w.]*)[ \t]+import[ \t]+\(?([\w., \t]+)", re.M)
+_ABSOLUTE = re.compile(r"^[ \t]*(?:from|import)[ \t]+pieces\.([\w.]+)", re.M)
 
 
-def _source_stamp(root=_PACKAGE):
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(b"\0")
-        h.update(path.read_bytes())
-    return "relu-pieces:" + h.hexdigest()
+def _module_file(root, parts):
+    """The file of module ``parts`` (a package's ``__init__.py``) under ``root``, or None."""
+    base = root.joinpath(*parts) if parts else root
+    for candidate in (base.with_suffix(".py") if parts else None, base / "__init__.py"):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    return None
 
 
-#: the stamp of every cached kernel of the package: a hash of all its sources
-SOURCE_STAMP = _source_stamp()
+def _imports(path, root):
+    """The package files that the file ``path`` imports (one step)."""
+    text = path.read_text(encoding="utf-8")
+    here = path.parent.relative_to(root).parts
+    found = set()
+    for dots, module, names in _RELATIVE.findall(text):
+        up = len(dots) - 1
+        if up > len(here):
+            continue
+        base = list(here[: len(here) - up]) + [p for p in module.split(".") if p]
+        target = _module_file(root, base) if module else None  # ``from . import x``: x only
+        if target is not None:
+            found.add(target)
+        for name in names.replace("(", " ").split(","):  # ``from . import a, b``: modules
+            name = name.strip().split(" ")[0]
+            if name and _module_file(root, base + [name]) is not None:
+                found.add(_module_file(root, base + [name]))
+    for module in _ABSOLUTE.findall(text):
+        parts = module.split(".")
+        for k in range(len(parts), 0, -1):  # pieces.study.grid, or a name from pieces.study
+            target = _module_file(root, parts[:k])
+            if target is not None:
+                found.add(target)
+                break
+    return found
+
+
+def dependencies(path, root=_PACKAGE):
+    """The files (paths relative to ``root``, sorted) that the package file ``path``
+    compiles in: itself and what it imports from the package, transitively."""
+    path, root = Path(path).resolve(), Path(root).resolve()
+    seen, todo = set(), [path]
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        todo.extend(_imports(p, root) - seen)
+    return sorted(p.relative_to(root).as_posix() for p in seen)
+
+
+_stamps: dict = {}
+
+
+def source_stamp(path, root=_PACKAGE):
+    """A hash of the package file ``path`` and of every package file it imports."""
+    key = (Path(path).resolve(), Path(root).resolve())
+    if key not in _stamps:
+        h = hashlib.sha256()
+        for rel in dependencies(*key):
+            h.update(rel.encode())
+            h.update(b"\0")
+            h.update((key[1] / rel).read_bytes())
+        _stamps[key] = "relu-pieces:" + h.hexdigest()
+    return _stamps[key]
 
 
 class _PackageStamped:
-    """A Numba cache locator: Numba's own choice, with the package-wide source stamp."""
+    """A Numba cache locator: Numba's own choice, with the stamp of the defining file's
+    package dependencies."""
 
     fallback: list = []
 
-    def __init__(self, inner):
+    def __init__(self, inner, py_file):
         self._inner = inner
+        self._py_file = py_file
 
     @classmethod
     def from_function(cls, py_func, py_file):
@@ -64,11 +128,11 @@ class _PackageStamped:
         for locator_class in cls.fallback:
             inner = locator_class.from_function(py_func, py_file)
             if inner is not None:
-                return cls(inner)
+                return cls(inner, py_file)
         return None
 
     def get_source_stamp(self):
-        return SOURCE_STAMP
+        return source_stamp(self._py_file)
 
     def __getattr__(self, name):  # get_cache_path, ensure_cache_path, get_disambiguator
         return getattr(self._inner, name)

@@ -7,7 +7,10 @@ comparing the full activation pattern of neighbouring segments. Infinite interva
 are ``None`` internally.
 """
 
+import functools
 from fractions import Fraction
+
+import numpy as np
 
 __all__ = ["count_rational", "rational_region_ends", "slope_at"]
 
@@ -50,11 +53,24 @@ def rational_region_ends(net, a, b):
 
 def _segments(net, a, b):
     """The segments ``(lo, hi, A, B, pattern)`` of the sweep and the output's
-    ``(slope, intercept)`` on each."""
+    ``(slope, intercept)`` on each (shared: callers must not change them).
+
+    The last few nets' sweeps are kept (keyed by their parameters' bytes): a study
+    counts a trained net, then takes its regions for the sup error and for the input
+    derivatives, and where floats cannot decide, each was a sweep of seconds.
+    """
+    params = tuple((w.shape, w.tobytes()) for w in (np.ascontiguousarray(v, dtype=np.float64)
+                                                    for v in (*net._weights, *net._biases)))
+    return _segments_of(params, len(net._weights), float(a), float(b))
+
+
+@functools.lru_cache(maxsize=4)
+def _segments_of(params, n_layers, a, b):
     lo0 = None if a == float("-inf") else Fraction(a)
     hi0 = None if b == float("inf") else Fraction(b)
-    Ws = [[[Fraction(float(v)) for v in row] for row in w] for w in net._weights]
-    Bs = [[Fraction(float(v)) for v in bias] for bias in net._biases]
+    arrays = [np.frombuffer(buf, np.float64).reshape(shape) for shape, buf in params]
+    Ws = [[[Fraction(float(v)) for v in row] for row in w] for w in arrays[:n_layers]]
+    Bs = [[Fraction(float(v)) for v in bias] for bias in arrays[n_layers:]]
     # segment: (lo, hi, A, B, pattern)
     segs = [(lo0, hi0, [Fraction(1)], [Fraction(0)], ())]
     for W, bias in zip(Ws[:-1], Bs[:-1]):

@@ -125,3 +125,24 @@ def test_bias_scaling_is_input_scaling_on_the_line(net, c):
     s = count_pieces(scaled, (float("-inf"), float("inf")))
     assert (s.pieces, s.regions) == (e.pieces, e.regions)
     np.testing.assert_allclose(s.breakpoints, c * e.breakpoints, rtol=1e-9, atol=1e-300)
+
+
+def test_rational_sweeps_of_the_same_net_are_kept_and_equal_a_fresh_one():
+    # the study counts a trained net, then takes its regions twice: one sweep serves all
+    from pieces import _rational
+
+    net = ReLUNet.random([5, 5, 5], seed=11)
+    _rational._segments_of.cache_clear()
+    first = count_pieces(net, (-2.0, 2.0), method="rational")
+    ends = _rational.rational_region_ends(net, -2.0, 2.0)
+    info = _rational._segments_of.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    w0 = net.weights[0].copy()
+    w0[0, 0] = np.nextafter(w0[0, 0], np.inf)  # another net: not served from the cache
+    count_pieces(ReLUNet([w0, *net.weights[1:]], net.biases), (-2.0, 2.0), method="rational")
+    assert _rational._segments_of.cache_info().misses == 2
+    _rational._segments_of.cache_clear()
+    fresh = count_pieces(net, (-2.0, 2.0), method="rational")
+    assert (first.pieces, first.regions, list(first.breakpoints)) == (fresh.pieces, fresh.regions,
+                                                                      list(fresh.breakpoints))
+    assert len(ends) == first.regions + 1

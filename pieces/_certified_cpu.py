@@ -347,27 +347,6 @@ def _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB):
 
 
 @njit(cache=True)
-def enumerate_segments(wt, bf, sizes, a, b, capacity):
-    """Partition [a, b] into activation regions and give f's slope on each.
-
-    Returns ``(xs, slope, intercept, new, status)``: ``xs`` the ``n+1`` segment ends,
-    per segment the output's slope and intercept and whether it starts a new affine
-    piece, and ``status`` 0, or 1 where a decision could not be certified (then the
-    other arrays are empty and the net must be counted exactly; see ``count.py``).
-    """
-    ws = new_workspace(capacity, sizes.max())
-    nseg, ws, status = sweep(wt, bf, sizes, a, b, ws)
-    if status != 0:
-        z = np.empty(0)
-        return z, z, z, np.empty(0, np.bool_), status
-    new, status = merge_pieces(ws[14][:nseg], ws[15][:nseg], ws[24][:nseg])
-    if status != 0:
-        z = np.empty(0)
-        return z, z, z, np.empty(0, np.bool_), status
-    return ws[0][: nseg + 1].copy(), ws[14][:nseg].copy(), ws[16][:nseg].copy(), new, 0
-
-
-@njit(cache=True)
 def sweep(wt, bf, sizes, a, b, ws):
     """The certified layer-by-layer sweep of one packed net, in the buffers ``ws``.
 

@@ -25,6 +25,12 @@ def _interior(lo, hi):
     return (lo + hi) / 2
 
 
+def _fractions(weights, biases):
+    """The weight matrices and bias vectors as nested lists of exact Fractions."""
+    return ([[[Fraction(float(v)) for v in row] for row in w] for w in weights],
+            [[Fraction(float(v)) for v in bias] for bias in biases])
+
+
 def _inside(c, lo, hi):
     return (lo is None or c > lo) and (hi is None or c < hi)
 
@@ -69,8 +75,7 @@ def _segments_of(params, n_layers, a, b):
     lo0 = None if a == float("-inf") else Fraction(a)
     hi0 = None if b == float("inf") else Fraction(b)
     arrays = [np.frombuffer(buf, np.float64).reshape(shape) for shape, buf in params]
-    Ws = [[[Fraction(float(v)) for v in row] for row in w] for w in arrays[:n_layers]]
-    Bs = [[Fraction(float(v)) for v in bias] for bias in arrays[n_layers:]]
+    Ws, Bs = _fractions(arrays[:n_layers], arrays[n_layers:])
     # segment: (lo, hi, A, B, pattern)
     segs = [(lo0, hi0, [Fraction(1)], [Fraction(0)], ())]
     for W, bias in zip(Ws[:-1], Bs[:-1]):
@@ -100,8 +105,7 @@ def slope_at(net, x):
     """The exact slope of ``net`` at the rational ``x``, where x is no crossing of any
     neuron (inside an activation region): forward-mode differentiation in Fractions."""
     h, dh = [Fraction(x)], [Fraction(1)]
-    Ws = [[[Fraction(float(v)) for v in row] for row in w] for w in net._weights]
-    Bs = [[Fraction(float(v)) for v in bias] for bias in net._biases]
+    Ws, Bs = _fractions(net._weights, net._biases)
     for W, bias in zip(Ws[:-1], Bs[:-1]):
         z = [sum((w * v for w, v in zip(row, h)), Fraction(0)) + bj for row, bj in zip(W, bias)]
         dz = [sum((w * v for w, v in zip(row, dh)), Fraction(0)) for row in W]

@@ -226,16 +226,16 @@ def _exact_segments(net, a, b, segs=None):
 
     The float64 sweep, or the double-double one where that is undecided, gives the
     regions (``segs``: the float64 sweep's ``(xs, ex, slope, serr, same)`` where the
-    caller has them, False where it knows the sweep undecided, None to run it); a pair of neighbouring slopes that neither can prove equal or different is
-    decided alone, by the exact slopes at a rational point certified inside each region
+    caller has them, False where it knows the sweep undecided, None to run it); a pair
+    of neighbouring slopes that neither can prove equal or different is decided alone, by the exact slopes at a rational point certified inside each region
     (``_rational.slope_at``), as exact geometry libraries decide one predicate.
     """
     from . import _certified_cpu
     from ._certified_dd import sweep_dd
     from ._rational import slope_at
 
-    wt, bf, sizes, *_ = _count_cpu.pack([net])
     if segs is None:
+        wt, bf, sizes, *_ = _count_cpu.pack([net])
         status, xs, ex, slope, serr, same = _certified_cpu.segments(wt, bf, sizes, a, b,
                                                                     config.COUNT_INITIAL_CAPACITY)
     elif segs is False:
@@ -244,6 +244,7 @@ def _exact_segments(net, a, b, segs=None):
         status = 0
         xs, ex, slope, serr, same = segs
     if status != 0:
+        wt, bf, sizes, *_ = _count_cpu.pack([net])
         _, xs, ex, slope, serr, same, status = sweep_dd(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
     if status != 0:
         return None
@@ -277,11 +278,12 @@ def _point_inside(lo, hi, elo, ehi):
     return m
 
 
-def exact_regions(net, a, b):
+def exact_regions(net, a, b, segs=None):
     """``(ends, pieces)`` of ``net`` on [a, b]: the ends of its activation regions (the
     exact partition; float64 ends, each within its certified bound of the exact one, or
-    the exact end rounded where the rationals decided) and its exact piece count."""
-    found = _exact_segments(net, a, b)
+    the exact end rounded where the rationals decided) and its exact piece count.
+    ``segs``: the float64 sweep where the caller ran it (see :func:`_exact_segments`)."""
+    found = _exact_segments(net, a, b, segs)
     if found is not None:
         return found[0], int(found[1].sum())
     from ._rational import count_rational, rational_region_ends
@@ -379,8 +381,11 @@ def count_packed(packed, a, b, device="cpu", exact=True, nets=None):
 def _unpack(packed, i):
     """Net ``i`` of a packed batch, as a ReLUNet."""
     wt, bf, sizes, w_off, b_off, s_off = packed
-    sz = sizes[s_off[i] : s_off[i + 1]]
-    w, bvec = wt[w_off[i] : w_off[i + 1]], bf[b_off[i] : b_off[i + 1]]
+    return _net_of(wt[w_off[i] : w_off[i + 1]], bf[b_off[i] : b_off[i + 1]], sizes[s_off[i] : s_off[i + 1]])
+
+
+def _net_of(w, bvec, sz):
+    """The ReLUNet of one packed net's weights ``w``, biases ``bvec`` and sizes ``sz``."""
     weights, biases, wo, bo = [], [], 0, 0
     for n_in, n_out in zip(sz[:-1], sz[1:]):
         weights.append(w[wo : wo + n_in * n_out].reshape(n_in, n_out).T.copy())

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from . import _certified_cpu, _count_cpu, config
-from .count import _unpack, exact_regions
+from .count import _net_of, exact_regions
 from .net import ReLUNet
 
 __all__ = ["region_ends", "layer_slopes", "max_input_derivative", "crossing_bound", "CrossingBound",
@@ -125,12 +125,14 @@ def draw_measures(wt, bf, sizes, dw, a, b):
     """``(pieces, regions, bound, tv, pieces_a, crossings)`` of one packed net on
     [a, b]: its exact counts (as ``count_pieces``) and its :class:`CrossingBound` terms,
     measured on its exact activation regions."""
-    xs, _, _, new, status = _certified_cpu.enumerate_segments(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
+    status, xs, ex, slope, serr, same = _certified_cpu.segments(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
     if status == 0:
+        new, undecided = _certified_cpu.open_pairs(slope, serr, same)
+    if status == 0 and not undecided.any():
         pieces = int(new.sum())
-    else:  # undecided in float64: the double-double stage, then rationals
-        one = (wt, bf, sizes, np.array([0, wt.size]), np.array([0, bf.size]), np.array([0, sizes.size]))
-        xs, pieces = exact_regions(_unpack(one, 0), a, b)
+    else:  # undecided in float64: slope pairs alone, or double-double, then rationals
+        segs = False if status else (xs, ex, slope, serr, same)
+        xs, pieces = exact_regions(_net_of(wt, bf, sizes), a, b, segs)
     return (pieces,) + _measures(xs, wt, bf, sizes, dw)
 
 

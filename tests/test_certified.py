@@ -307,3 +307,10 @@ def test_open_slope_pairs_are_decided_from_the_float64_segments_already_swept():
     close = ReLUNet([np.array([[base_w], [3.7 * base_w]]), [[1.0, 1.0]]], [np.array([base_b, 3.7 * base_b]), [0.0]])
     assert status(close, iv) == 1 and _certified_float64(*_count_cpu.pack([close])[:3], *iv)[4] is False
     assert same(count_pieces(close, iv), count_pieces(close, iv, method="rational"))
+    from pieces.pwl import draw_measures  # the perturbation draws take the same two paths
+
+    for n in (net, close):
+        wt, bf, sizes, *_ = _count_cpu.pack([n])
+        drawn = draw_measures(wt, bf, sizes, np.ones(int(sizes[1:-1].sum())), *iv)
+        r = count_pieces(n, iv, method="rational")
+        assert drawn[:2] == (r.pieces, r.regions)

@@ -39,6 +39,21 @@ class CountExact:
         count_pieces(self.net, (-3.0, 3.0), method="tolerance")
 
 
+class CountHeDeepWide:
+    """He nets of width 64 and depth 16 on [-3, 3]: the float64 bounds reach ~1e-3
+    relative, and a few segments per net are recomputed in double-double."""
+
+    def setup(self):
+        self.net = ReLUNet.random([64] * 16, init="he", seed=0)
+        count_pieces(self.net, (-3.0, 3.0))
+
+    def time_count_exact_he_w64_l16(self):
+        count_pieces(self.net, (-3.0, 3.0))
+
+    def time_count_tolerance_he_w64_l16(self):
+        count_pieces(self.net, (-3.0, 3.0), method="tolerance")
+
+
 class CountSawtooth:
     params = [10, 16, 20]
     param_names = ["depth"]

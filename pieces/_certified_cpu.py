@@ -35,10 +35,13 @@ in the neurons that those reach through nonzero weights, and its rows only in th
 that are on in either segment or switch. Where the output is reached by none, the two
 segments are one affine piece: a switch behind a dead neuron or a zero weight.
 
-When a bound cannot decide, the kernel returns status 1 and the caller sweeps the net
-again in double-double (``_certified_dd``), then in rationals (``count.py``). Bounds
-grow with depth as ``sum |W||a| / |W a|`` per layer, so deep wide nets are undecided in
-float64 more often (see ``benchmarks/bench_count.py``).
+Bounds grow with depth as ``sum |W||a| / |W a|`` per layer, so deep wide nets leave
+decisions open more often (see ``benchmarks/bench_count.py``). When a bound cannot
+decide, the segment's input maps are recomputed from the weights in double-double
+(:func:`_refresh_rows`) and the segment is decided again; open equalities of output
+slopes likewise (:func:`_output_slope_dd`). Only where that cannot decide either does
+the kernel return status 1, and the caller sweeps the net again in double-double
+(``_certified_dd``), then in rationals (``count.py``).
 """
 
 import math
@@ -49,7 +52,7 @@ from numba import njit, prange, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from ._count_cpu import breakpoints_of
+from ._count_cpu import _interior_point, breakpoints_of
 
 __all__ = ["sweep", "merge_pieces", "open_pairs", "segments", "count_one", "count_in", "count_batch", "exact_sign", "sign_beyond", "AMBIGUOUS",
            "new_workspace"]
@@ -67,6 +70,9 @@ _TINY = 2.0**-900
 #: exact sign tests (two_prod) are valid for factors in [2**-450, 2**450]
 _SAFE_LO = 2.0**-450
 _SAFE_HI = 2.0**450
+#: double-double values whose hi part is nonzero must exceed this, so that every product
+#: with a weight (>= 2**-100, see _WMIN) keeps Dekker's error term exact
+_DD_VMIN = 2.0**-800
 #: the value a sign test returns when its bound cannot decide
 AMBIGUOUS = 2
 #: a layer's nonzero weights must exceed this for its bounds to be valid (see _TINY)
@@ -269,8 +275,9 @@ def new_workspace(capacity, wmax):
     intercept per segment, per-neuron scratch, and (both sets) per segment the bitmasks
     DIFF (the neurons in which its exact A, B may differ from its left neighbour's) and
     ACT (its active neurons), and per input neuron the bitmask of the neurons its
-    weights reach; last, per segment whether its output is structurally its left
-    neighbour's (SAME).
+    weights reach; per segment whether its output is structurally its left
+    neighbour's (SAME); last, how many segments had their input maps, and how many
+    output slopes, recomputed in double-double by the last sweep (see ``sweep``).
     """
     capacity = max(capacity, 1)
     wmax = max(wmax, 1)
@@ -285,7 +292,7 @@ def new_workspace(capacity, wmax):
         np.empty((8, wmax)), np.empty((6, wmax), np.int64),
         np.empty(capacity, np.uint64), np.empty(capacity, np.uint64),
         np.empty(capacity, np.uint64), np.empty(capacity, np.uint64), np.empty(wmax, np.uint64),
-        np.empty(capacity, np.bool_),
+        np.empty(capacity, np.bool_), np.zeros(2, np.int64),
     )
 
 
@@ -346,6 +353,169 @@ def _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB):
     return okA and okB
 
 
+@njit(cache=True, inline="always")
+def _dd_sums(Wt, bias, G, rows, s):
+    """The double-double sums of one layer on one segment: from the input rows ``rows``
+    (per input neuron: A hi, A lo, B hi, B lo and the bounds of A and B) into ``s``
+    (per output neuron, in its columns: the same six), compensated (Ogita, Rump and
+    Oishi) with Dekker's exact products; False where an input is too small or too large
+    for Dekker's products to be exact. ``G`` bounds the error of a compensated sum
+    relative to its terms. Shared by :func:`_refresh_rows` and ``_certified_dd``."""
+    n_in, n_out = Wt.shape
+    for j in range(n_out):
+        s[0, j] = 0.0
+        s[1, j] = 0.0
+        s[2, j] = bias[j]
+        s[3, j] = 0.0
+        s[4, j] = 0.0
+        s[5, j] = 0.0
+    for i in range(n_in):
+        ah, al, bh, bl, eai, ebi = rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3], rows[i, 4], rows[i, 5]
+        if ah == 0.0 and bh == 0.0:
+            continue
+        if (ah != 0.0 and not _DD_VMIN < abs(ah) < _SAFE_HI) or (bh != 0.0 and not _DD_VMIN < abs(bh) < _SAFE_HI):
+            return False
+        qa = eai + G * abs(ah) + 3.0 * _U * abs(al) + _TINY
+        qb = ebi + G * abs(bh) + 3.0 * _U * abs(bl) + _TINY
+        for j in range(n_out):  # a zero weight adds exact zeros
+            w = Wt[i, j]
+            p, pe = _two_prod(w, ah)
+            h, e1 = _two_sum(s[0, j], p)
+            s[0, j] = h
+            s[1, j] += (e1 + pe) + w * al
+            p, pe = _two_prod(w, bh)
+            h, e1 = _two_sum(s[2, j], p)
+            s[2, j] = h
+            s[3, j] += (e1 + pe) + w * bl
+            aw = abs(w)
+            s[4, j] += aw * qa
+            s[5, j] += aw * qb
+    for j in range(n_out):
+        s[0, j], s[1, j] = _two_sum(s[0, j], s[1, j])
+        s[2, j], s[3, j] = _two_sum(s[2, j], s[3, j])
+    return True
+
+
+@njit(cache=True)
+def _refresh_rows(wt, bf, sizes, layer, lo, hi, elo, ehi, A, B, EA, EB, k):
+    """Recompute the affine maps of the inputs of ``layer`` on segment ``k`` (ends
+    ``lo``, ``hi``, within ``elo``, ``ehi`` of the exact ends) in double-double, from
+    the weights, into the rows ``A[k]``, ``B[k]`` and their bounds ``EA[k]``,
+    ``EB[k]``; False where that cannot be certified.
+
+    The float64 bounds of a segment grow by about ``sum |W||a| / |W a|`` per layer; a
+    decision they leave open is often decided by the same segment's maps recomputed
+    with compensated sums (as in ``_certified_dd``), whose bounds start 2**-53 lower.
+    The segment's activation pattern in every earlier layer is constant inside it, so
+    it is read off at one interior point: an exact preactivation, affine and without a
+    zero inside the segment, is nonzero there unless it is zero on the whole segment,
+    so its certified sign (or an exactly zero row) says which.
+    The rows then carry their double-double error: ``|A - A_e| <= EA``, as the sweep's.
+    """
+    xm = _interior_point(lo, hi)
+    ax = abs(xm)
+    # the point must lie inside the exact segment, beyond the ends' errors
+    if not (xm - lo > (elo + 2.0 * _U * (ax + abs(lo))) * _INFLATE
+            and hi - xm > (ehi + 2.0 * _U * (ax + abs(hi))) * _INFLATE):
+        return False
+    wmax = max(sizes.max(), 1)
+    cur = np.zeros((wmax, 6))  # per neuron: Ah, Al, Bh, Bl, EA, EB
+    s = np.empty((6, wmax))  # the same, per neuron in columns
+    cur[0, 0] = 1.0
+    w_off = 0
+    b_off = 0
+    for m in range(layer):
+        n_in = sizes[m]
+        n_out = sizes[m + 1]
+        Wt = wt[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
+        bias = bf[b_off : b_off + n_out]
+        # a compensated sum of n products errs by gamma_{3n+3} times its error terms
+        G = (3 * n_in + 3) * _U * (n_in + 2) * _U * 1.01
+        if not _dd_sums(Wt, bias, G, cur, s):
+            return False
+        for j in range(n_out):
+            sh, sl, th, tl, ea, eb = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
+            if ea != 0.0 or eb != 0.0:
+                ea = (ea + _TINY) * _INFLATE
+                eb = (eb + G * abs(bias[j]) + _TINY) * _INFLATE
+            on = False
+            if not (sh == 0.0 and sl == 0.0 and th == 0.0 and tl == 0.0 and ea == 0.0 and eb == 0.0):
+                v = sh * xm + th
+                bound = ((ea + abs(sl)) * ax + eb + abs(tl) + 4.0 * _U * (abs(sh * xm) + abs(th)) + _TINY) * _INFLATE
+                sg = sign_beyond(v, bound)
+                if sg == AMBIGUOUS:
+                    return False
+                on = sg > 0
+            if on:
+                cur[j, 0] = sh
+                cur[j, 1] = sl
+                cur[j, 2] = th
+                cur[j, 3] = tl
+                cur[j, 4] = ea
+                cur[j, 5] = eb
+            else:
+                cur[j, :] = 0.0
+        w_off += n_in * n_out
+        b_off += n_out
+    for i in range(sizes[layer]):
+        A[k, i] = cur[i, 0]
+        B[k, i] = cur[i, 2]
+        ea = cur[i, 4] + abs(cur[i, 1])
+        eb = cur[i, 5] + abs(cur[i, 3])
+        EA[k, i] = ea * _INFLATE if ea != 0.0 else 0.0
+        EB[k, i] = eb * _INFLATE if eb != 0.0 else 0.0
+    return True
+
+
+@njit(cache=True)
+def _output_slope_dd(wt, bf, sizes, lo, hi, elo, ehi):
+    """``(slope, bound)``: the output's slope on the segment ``[lo, hi]`` from its
+    inputs' maps recomputed in double-double (:func:`_refresh_rows`); bound ``inf``
+    where they cannot be."""
+    n_layers = sizes.size - 1
+    n_in = sizes[n_layers - 1]
+    R = np.empty((4, 1, max(n_in, 1)))
+    if not _refresh_rows(wt, bf, sizes, n_layers - 1, lo, hi, elo, ehi, R[0], R[1], R[2], R[3], 0):
+        return 0.0, np.inf
+    v = wt[wt.size - n_in :]
+    slope = 0.0
+    terms = 0.0
+    err = 0.0
+    for i in range(n_in):
+        slope += v[i] * R[0, 0, i]
+        terms += abs(v[i] * R[0, 0, i])
+        err += abs(v[i]) * R[2, 0, i]
+    if terms == 0.0 and err == 0.0:
+        return slope, 0.0
+    return slope, (err + (n_in + 2) * _U * 1.001 * terms + _TINY) * _INFLATE
+
+
+@njit(cache=True)
+def _refine_open_slopes(wt, bf, sizes, xs, ex, slope, serr, same, nseg):
+    """Where the float64 bounds leave the equality of neighbouring output slopes open,
+    recompute both slopes in double-double (in place); pairs still open stay so.
+    Returns how many slopes were recomputed."""
+    done = np.zeros(0, np.bool_)
+    n = 0
+    for k in range(1, nseg):
+        if same[k]:
+            continue
+        err = serr[k] + serr[k - 1]
+        if err == 0.0 or abs(slope[k] - slope[k - 1]) > err * _INFLATE:
+            continue
+        if done.size == 0:
+            done = np.zeros(nseg, np.bool_)
+        for kk in (k - 1, k):
+            if not done[kk]:
+                done[kk] = True
+                n += 1
+                sl, e = _output_slope_dd(wt, bf, sizes, xs[kk], xs[kk + 1], ex[kk], ex[kk + 1])
+                if e < serr[kk]:
+                    slope[kk] = sl
+                    serr[kk] = e
+    return n
+
+
 @njit(cache=True)
 def sweep(wt, bf, sizes, a, b, ws):
     """The certified layer-by-layer sweep of one packed net, in the buffers ``ws``.
@@ -360,7 +530,9 @@ def sweep(wt, bf, sizes, a, b, ws):
     if ws[3].shape[1] < wmax:
         ws = new_workspace(ws[3].shape[0], wmax)
     (xs, ex, F, A, B, EA, EB, nxs, nex, nF, nA, nB, nEA, nEB,
-     slope, serr, intercept, scr, iscr, DIFF, ACT, nDIFF, nACT, reach, same) = ws
+     slope, serr, intercept, scr, iscr, DIFF, ACT, nDIFF, nACT, reach, same, n_refresh) = ws
+    n_refresh[0] = 0
+    n_refresh[1] = 0
     s = scr[0]
     t = scr[1]
     ea = scr[2]
@@ -439,6 +611,7 @@ def sweep(wt, bf, sizes, a, b, ws):
         # Arrays are grown between runs of the segment loop, never inside it: an array
         # variable reassigned in the loop costs an atomic reference count per segment.
         k_next = 0
+        last_redo = -1
         while k_next < nseg:
             if not last and n_new + n_out + 1 > cap_new:
                 grown = 2 * cap_new
@@ -448,6 +621,7 @@ def sweep(wt, bf, sizes, a, b, ws):
                                                                      nDIFF, nACT)
                 cap_new = grown
             k_stop = nseg
+            redo = -1
             for k in range(k_next, nseg):
                 if not last and n_new + n_out + 1 > cap_new:  # a segment has at most n_out + 1 children
                     k_stop = k
@@ -550,6 +724,7 @@ def sweep(wt, bf, sizes, a, b, ws):
                 # the signs at both ends decide everything: a crossing lies strictly
                 # inside exactly when they are strictly opposite
                 m = 0
+                amb = False
                 finite = not (math.isinf(lo) or math.isinf(hi))
                 if finite:
                     # the common case first, in a loop without branches (it vectorises):
@@ -582,7 +757,8 @@ def sweep(wt, bf, sizes, a, b, ws):
                     sl = _end_sign(sj, tj, ea[j], eb[j], lo, elo)
                     sh = _end_sign(sj, tj, ea[j], eb[j], hi, ehi)
                     if sl == AMBIGUOUS or sh == AMBIGUOUS:
-                        return 0, ws, 1
+                        amb = True
+                        break
                     jb[j] = 0
                     if sl * sh < 0:
                         c = -tj / sj
@@ -590,7 +766,8 @@ def sweep(wt, bf, sizes, a, b, ws):
                         if ea[j] == 0.0 and eb[j] == 0.0:
                             r = exact_sign(sj, c, tj)
                             if r == AMBIGUOUS:
-                                return 0, ws, 1
+                                amb = True
+                                break
                             ec = 0.0 if r == 0 else max(2.0 * _U * ac, 5e-324) * _INFLATE
                         else:
                             # s*c_e + t = (s - s_e)*c_e + (t - t_e) at the exact crossing
@@ -614,6 +791,10 @@ def sweep(wt, bf, sizes, a, b, ws):
                         up[j] = 1 if sh > 0 else 0
                     else:
                         act0[j] = 1 if (sl > 0 or sh > 0) else 0
+                if amb:  # bounds too wide: this segment is redone after a refresh (below)
+                    redo = k
+                    k_stop = k
+                    break
                 # crossings at one point are one boundary; the float order is the exact
                 # order once every neighbouring pair is certified apart
                 nb = 0
@@ -627,12 +808,17 @@ def sweep(wt, bf, sizes, a, b, ws):
                         if ec == 0.0 and pe == 0.0:
                             one_point = c == pc
                         elif not (c - pc > (ec + pe) * _INFLATE):
-                            return 0, ws, 1
+                            amb = True
+                            break
                     if not one_point:
                         bx[nb] = c
                         be[nb] = ec
                         nb += 1
                     jb[cj[q]] = nb  # neuron changes sign at boundary nb (1-based)
+                if amb:
+                    redo = k
+                    k_stop = k
+                    break
                 seg_exact = True  # every active child neuron exact: bounds not stored
                 for j in range(n_out):
                     if ea[j] != 0.0 or eb[j] != 0.0:
@@ -670,6 +856,16 @@ def sweep(wt, bf, sizes, a, b, ws):
                     nF[n_new] = flags
                     n_new += 1
             k_next = k_stop
+            if redo >= 0:
+                # A decision on segment ``redo`` was left open by its bounds: recompute its
+                # inputs' maps in double-double and sweep on from it (once per segment).
+                # Out of the segment loop, which stays lean.
+                if redo == last_redo or layer == 0 or not _refresh_rows(
+                        wt, bf, sizes, layer, xs[redo], xs[redo + 1], ex[redo], ex[redo + 1], A, B, EA, EB, redo):
+                    return 0, ws, 1
+                last_redo = redo
+                n_refresh[0] += 1
+                F[redo] &= ~np.int8(_EXACT)
         if last:
             break
         nxs[n_new] = b
@@ -687,8 +883,9 @@ def sweep(wt, bf, sizes, a, b, ws):
         nseg = n_new
         w_off += n_in * n_out
         b_off += n_out
+    n_refresh[1] = _refine_open_slopes(wt, bf, sizes, xs, ex, slope, serr, same, nseg)
     return nseg, (xs, ex, F, A, B, EA, EB, nxs, nex, nF, nA, nB, nEA, nEB,
-                  slope, serr, intercept, scr, iscr, DIFF, ACT, nDIFF, nACT, reach, same), 0
+                  slope, serr, intercept, scr, iscr, DIFF, ACT, nDIFF, nACT, reach, same, n_refresh), 0
 
 
 @njit(cache=True)

@@ -22,16 +22,15 @@ import math
 import numpy as np
 from numba import njit
 
-from ._certified_cpu import (AMBIGUOUS, _INFLATE, _MASK_BITS, _ONE, _SAFE_HI, _TINY, _U, _WMIN, _ZERO, _sign,
+from ._certified_cpu import (AMBIGUOUS, _DD_VMIN, _INFLATE, _dd_sums, _MASK_BITS, _ONE, _SAFE_HI, _TINY, _U, _WMIN, _ZERO, _sign,
                              _child_diff, _fill_reach, _reached, _two_prod, _two_sum, merge_pieces,
                              sign_beyond)
 from ._count_cpu import breakpoints_of
 
 __all__ = ["sweep_dd", "count_one_dd"]
 
-#: dd inputs whose hi part is nonzero must exceed this, so that every product with a
-#: weight (>= 2**-100, see _certified_cpu._WMIN) keeps Dekker's error term exact
-_VMIN = 2.0**-800
+#: dd inputs whose hi part is nonzero must exceed this (see _certified_cpu._DD_VMIN)
+_VMIN = _DD_VMIN
 
 
 @njit(cache=True, inline="always")
@@ -168,37 +167,9 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
             flat = F[k]
             known_aff = masks and k > 0 and KNOWN[k]
             aff = _reached(DIFF[k], reach, n_in) if known_aff else _ZERO
+            if not _dd_sums(Wt, bias, G, V[k], s):
+                return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
             for j in range(n_out):
-                s[0, j] = 0.0
-                s[1, j] = 0.0
-                s[2, j] = bias[j]
-                s[3, j] = 0.0
-                s[4, j] = 0.0
-                s[5, j] = 0.0
-            for i in range(n_in):
-                ah, al, bh, bl, eai, ebi = V[k, i, 0], V[k, i, 1], V[k, i, 2], V[k, i, 3], V[k, i, 4], V[k, i, 5]
-                if ah == 0.0 and bh == 0.0:
-                    continue
-                if (ah != 0.0 and not _VMIN < abs(ah) < _SAFE_HI) or (bh != 0.0 and not _VMIN < abs(bh) < _SAFE_HI):
-                    return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
-                qa = eai + G * abs(ah) + 3.0 * _U * abs(al) + _TINY
-                qb = ebi + G * abs(bh) + 3.0 * _U * abs(bl) + _TINY
-                for j in range(n_out):  # a zero weight adds exact zeros
-                    w = Wt[i, j]
-                    p, pe = _two_prod(w, ah)
-                    h, e1 = _two_sum(s[0, j], p)
-                    s[0, j] = h
-                    s[1, j] += (e1 + pe) + w * al
-                    p, pe = _two_prod(w, bh)
-                    h, e1 = _two_sum(s[2, j], p)
-                    s[2, j] = h
-                    s[3, j] += (e1 + pe) + w * bl
-                    aw = abs(w)
-                    s[4, j] += aw * qa
-                    s[5, j] += aw * qb
-            for j in range(n_out):
-                s[0, j], s[1, j] = _two_sum(s[0, j], s[1, j])
-                s[2, j], s[3, j] = _two_sum(s[2, j], s[3, j])
                 if s[4, j] != 0.0 or s[5, j] != 0.0:
                     s[4, j] = 0.0 if flat else (s[4, j] + _TINY) * _INFLATE
                     s[5, j] = (s[5, j] + G * abs(bias[j]) + _TINY) * _INFLATE

@@ -10,6 +10,7 @@ import os
 if not os.environ.get("BENCH_DEFAULT_THREADS"):  # the child of bench_vs_torch_default_threads
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import resource
 import subprocess
 import sys
 import time
@@ -154,17 +155,25 @@ def bench_batch_scaling(pairs=7):
     nets = [ReLUNet.random([16] * 8, seed=s) for s in range(64)]
     cfg = TrainConfig(optimizer="gd", lr=1e-3, steps=200, record_every=100, precision="fp32", n_samples=256)
     train_batch(nets[:2], "square", cfg)
-    ratios, times = [], {1: [], 2: []}
+    ratios, times, cpu = [], {1: [], 2: []}, {1: [], 2: []}
     for _ in range(pairs):
         for th in (1, 2):
             numba.set_num_threads(th)
+            c0 = resource.getrusage(resource.RUSAGE_SELF)
             times[th].append(_timed(lambda: train_batch(nets, "square", cfg)))
+            c1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu[th].append(c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime)
         ratios.append(times[1][-1] / times[2][-1])
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     med = float(np.median(ratios))
     report(f"train_batch, 64 nets w=16 L=8 N=256, 200 GD steps: 2 threads vs 1, median of {pairs}",
            f"{np.median(times[1]):.2f} / {np.median(times[2]):.2f} s = {med:.2f}x", ">= 1.8x", med >= 1.8)
     print(f"      ratios: {' '.join(f'{r:.2f}' for r in sorted(ratios))}")
+    # where the time goes: the same work costs this much more CPU time on 2 threads
+    # (a serial part or an imbalance would show as wall time, not CPU time)
+    print(f"      CPU seconds (user + system), median: {np.median(cpu[1]):.2f} on 1 thread, "
+          f"{np.median(cpu[2]):.2f} on 2 = {np.median(cpu[2]) / np.median(cpu[1]):.2f}x the work's cost; "
+          f"2 / that = {2 * np.median(cpu[1]) / np.median(cpu[2]):.2f}x at best")
 
 
 _MEM_CHILD = """

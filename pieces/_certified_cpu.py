@@ -397,6 +397,61 @@ def _dd_sums(Wt, bias, G, rows, s):
 
 
 @njit(cache=True)
+def _dd_rows(wt, bf, sizes, layer, lo, hi, elo, ehi):
+    """``(ok, rows)``: the maps of the inputs of ``layer`` on the segment ``[lo, hi]``
+    (within ``elo``, ``ehi`` of the exact ends) in double-double, per neuron ``A`` hi and
+    lo, ``B`` hi and lo and the bounds of A and B (see :func:`_refresh_rows`); ``ok``
+    False where they cannot be certified."""
+    wmax = max(sizes.max(), 1)
+    cur = np.zeros((wmax, 6))  # per neuron: Ah, Al, Bh, Bl, EA, EB
+    xm = _interior_point(lo, hi)
+    ax = abs(xm)
+    # the point must lie inside the exact segment, beyond the ends' errors (an
+    # infinite end is exact)
+    if not ((math.isinf(lo) or xm - lo > (elo + 2.0 * _U * (ax + abs(lo))) * _INFLATE)
+            and (math.isinf(hi) or hi - xm > (ehi + 2.0 * _U * (ax + abs(hi))) * _INFLATE)):
+        return False, cur
+    s = np.empty((6, wmax))  # the same, per neuron in columns
+    cur[0, 0] = 1.0
+    w_off = 0
+    b_off = 0
+    for m in range(layer):
+        n_in = sizes[m]
+        n_out = sizes[m + 1]
+        Wt = wt[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
+        bias = bf[b_off : b_off + n_out]
+        # a compensated sum of n products errs by gamma_{3n+3} times its error terms
+        G = (3 * n_in + 3) * _U * (n_in + 2) * _U * 1.01
+        if not _dd_sums(Wt, bias, G, cur, s):
+            return False, cur
+        for j in range(n_out):
+            sh, sl, th, tl, ea, eb = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
+            if ea != 0.0 or eb != 0.0:
+                ea = (ea + _TINY) * _INFLATE
+                eb = (eb + G * abs(bias[j]) + _TINY) * _INFLATE
+            on = False
+            if not (sh == 0.0 and sl == 0.0 and th == 0.0 and tl == 0.0 and ea == 0.0 and eb == 0.0):
+                v = sh * xm + th
+                bound = ((ea + abs(sl)) * ax + eb + abs(tl) + 4.0 * _U * (abs(sh * xm) + abs(th)) + _TINY) * _INFLATE
+                sg = sign_beyond(v, bound)
+                if sg == AMBIGUOUS:
+                    return False, cur
+                on = sg > 0
+            if on:
+                cur[j, 0] = sh
+                cur[j, 1] = sl
+                cur[j, 2] = th
+                cur[j, 3] = tl
+                cur[j, 4] = ea
+                cur[j, 5] = eb
+            else:
+                cur[j, :] = 0.0
+        w_off += n_in * n_out
+        b_off += n_out
+    return True, cur
+
+
+@njit(cache=True)
 def _refresh_rows(wt, bf, sizes, layer, lo, hi, elo, ehi, A, B, EA, EB, k):
     """Recompute the affine maps of the inputs of ``layer`` on segment ``k`` (ends
     ``lo``, ``hi``, within ``elo``, ``ehi`` of the exact ends) in double-double, from
@@ -412,51 +467,9 @@ def _refresh_rows(wt, bf, sizes, layer, lo, hi, elo, ehi, A, B, EA, EB, k):
     so its certified sign (or an exactly zero row) says which.
     The rows then carry their double-double error: ``|A - A_e| <= EA``, as the sweep's.
     """
-    xm = _interior_point(lo, hi)
-    ax = abs(xm)
-    # the point must lie inside the exact segment, beyond the ends' errors
-    if not (xm - lo > (elo + 2.0 * _U * (ax + abs(lo))) * _INFLATE
-            and hi - xm > (ehi + 2.0 * _U * (ax + abs(hi))) * _INFLATE):
+    ok, cur = _dd_rows(wt, bf, sizes, layer, lo, hi, elo, ehi)
+    if not ok:
         return False
-    wmax = max(sizes.max(), 1)
-    cur = np.zeros((wmax, 6))  # per neuron: Ah, Al, Bh, Bl, EA, EB
-    s = np.empty((6, wmax))  # the same, per neuron in columns
-    cur[0, 0] = 1.0
-    w_off = 0
-    b_off = 0
-    for m in range(layer):
-        n_in = sizes[m]
-        n_out = sizes[m + 1]
-        Wt = wt[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
-        bias = bf[b_off : b_off + n_out]
-        # a compensated sum of n products errs by gamma_{3n+3} times its error terms
-        G = (3 * n_in + 3) * _U * (n_in + 2) * _U * 1.01
-        if not _dd_sums(Wt, bias, G, cur, s):
-            return False
-        for j in range(n_out):
-            sh, sl, th, tl, ea, eb = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
-            if ea != 0.0 or eb != 0.0:
-                ea = (ea + _TINY) * _INFLATE
-                eb = (eb + G * abs(bias[j]) + _TINY) * _INFLATE
-            on = False
-            if not (sh == 0.0 and sl == 0.0 and th == 0.0 and tl == 0.0 and ea == 0.0 and eb == 0.0):
-                v = sh * xm + th
-                bound = ((ea + abs(sl)) * ax + eb + abs(tl) + 4.0 * _U * (abs(sh * xm) + abs(th)) + _TINY) * _INFLATE
-                sg = sign_beyond(v, bound)
-                if sg == AMBIGUOUS:
-                    return False
-                on = sg > 0
-            if on:
-                cur[j, 0] = sh
-                cur[j, 1] = sl
-                cur[j, 2] = th
-                cur[j, 3] = tl
-                cur[j, 4] = ea
-                cur[j, 5] = eb
-            else:
-                cur[j, :] = 0.0
-        w_off += n_in * n_out
-        b_off += n_out
     for i in range(sizes[layer]):
         A[k, i] = cur[i, 0]
         B[k, i] = cur[i, 2]
@@ -469,25 +482,23 @@ def _refresh_rows(wt, bf, sizes, layer, lo, hi, elo, ehi, A, B, EA, EB, k):
 
 @njit(cache=True)
 def _output_slope_dd(wt, bf, sizes, lo, hi, elo, ehi):
-    """``(slope, bound)``: the output's slope on the segment ``[lo, hi]`` from its
-    inputs' maps recomputed in double-double (:func:`_refresh_rows`); bound ``inf``
-    where they cannot be."""
+    """``(slope, bound)``: the output's slope on the segment ``[lo, hi]``, from its
+    inputs' maps recomputed in double-double (:func:`_dd_rows`) and summed in
+    double-double, as the double-double sweep computes it; bound ``inf`` where they
+    cannot be."""
     n_layers = sizes.size - 1
-    n_in = sizes[n_layers - 1]
-    R = np.empty((4, 1, max(n_in, 1)))
-    if not _refresh_rows(wt, bf, sizes, n_layers - 1, lo, hi, elo, ehi, R[0], R[1], R[2], R[3], 0):
+    ok, rows = _dd_rows(wt, bf, sizes, n_layers - 1, lo, hi, elo, ehi)
+    if not ok:
         return 0.0, np.inf
-    v = wt[wt.size - n_in :]
-    slope = 0.0
-    terms = 0.0
-    err = 0.0
-    for i in range(n_in):
-        slope += v[i] * R[0, 0, i]
-        terms += abs(v[i] * R[0, 0, i])
-        err += abs(v[i]) * R[2, 0, i]
-    if terms == 0.0 and err == 0.0:
-        return slope, 0.0
-    return slope, (err + (n_in + 2) * _U * 1.001 * terms + _TINY) * _INFLATE
+    n_in = sizes[n_layers - 1]
+    out = np.empty((6, 1))
+    G = (3 * n_in + 3) * _U * (n_in + 2) * _U * 1.01
+    if not _dd_sums(wt[wt.size - n_in :].reshape((n_in, 1)), bf[bf.size - 1 :], G, rows, out):
+        return 0.0, np.inf
+    err = out[4, 0]
+    if err != 0.0:
+        err = (err + _TINY) * _INFLATE
+    return out[0, 0], err + abs(out[1, 0])  # the slope kept as its hi part
 
 
 @njit(cache=True)

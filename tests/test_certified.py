@@ -200,14 +200,15 @@ def test_cancelling_nets_equal_rational_and_local_refresh_decides_them():
 
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(2, 4), depth=st.integers(3, 6), e=st.integers(4, 12), delta=st.sampled_from([1e-1, 1e-2, 1e-3]),
-       seed=st.integers(0, 2**16), k=st.integers(-30, 30))
-def test_cancelling_nets_equal_rational_at_every_scale(n, depth, e, delta, seed, k):
+       seed=st.integers(0, 2**16), k=st.integers(-30, 30), unbounded=st.booleans())
+def test_cancelling_nets_equal_rational_at_every_scale(n, depth, e, delta, seed, k, unbounded):
     """Random cancelling nets, whose decisions often need the local double-double
-    recomputation, at power-of-two scales: exact equals rational."""
+    recomputation, at power-of-two scales, on [-3, 3] and on R: exact equals rational."""
     net = cancelling_net(n, depth, 2.0**e, delta, seed)
     s = 2.0**k
-    c = count_pieces(scaled(net, s), (-3.0 * s, 3.0 * s))
-    assert same(c, count_pieces(net, (-3.0, 3.0), method="rational"))
+    iv = (-np.inf, np.inf) if unbounded else (-3.0, 3.0)
+    c = count_pieces(scaled(net, s), (s * iv[0], s * iv[1]))
+    assert same(c, count_pieces(net, iv, method="rational"))
 
 
 def exact_rows(net, layer, x):
@@ -264,6 +265,20 @@ def test_refresh_refuses_a_point_outside_the_exact_segment():
     assert _certified_cpu._refresh_rows(wt, bf, sizes, 2, 0.0, 1.0, 0.0, 0.0, *rows, 0)
     assert not _certified_cpu._refresh_rows(wt, bf, sizes, 2, 0.0, 1.0, 0.5, 0.0, *rows, 0)
     assert not _certified_cpu._refresh_rows(wt, bf, sizes, 2, 0.0, 1.0, 0.0, 0.5, *rows, 0)
+    # an infinite end is exact: the segments at both ends of R are refreshed
+    assert _certified_cpu._refresh_rows(wt, bf, sizes, 2, -np.inf, -1e3, 0.0, 1e-9, *rows, 0)
+    assert _certified_cpu._refresh_rows(wt, bf, sizes, 2, 1e3, np.inf, 1e-9, 0.0, *rows, 0)
+
+
+def test_wide_deep_net_on_the_real_line_is_decided_in_float64():
+    """w64 L16 on R: an open slope pair next to the unbounded first segment is decided
+    by its slopes recomputed in double-double (it was sent to rationals, 100x slower,
+    before infinite ends counted as exact)."""
+    net = ReLUNet.random([64] * 16, seed=0)
+    iv = (-np.inf, np.inf)
+    assert status(net, iv) == 0
+    wt, bf, sizes, *_ = _count_cpu.pack([net])
+    assert count_one_dd(wt, bf, sizes, *iv, 64)[:2] == (count_pieces(net, iv).pieces, count_pieces(net, iv).regions)
 
 
 finite = st.floats(-1e30, 1e30, allow_nan=False, allow_infinity=False)

@@ -65,9 +65,7 @@ def _segments(net, a, b):
     counts a trained net, then takes its regions for the sup error and for the input
     derivatives, and where floats cannot decide, each was a sweep of seconds.
     """
-    params = tuple((w.shape, w.tobytes()) for w in (np.ascontiguousarray(v, dtype=np.float64)
-                                                    for v in (*net._weights, *net._biases)))
-    return _segments_of(params, len(net._weights), float(a), float(b))
+    return _segments_of(_params_key(net), len(net._weights), float(a), float(b))
 
 
 @functools.lru_cache(maxsize=4)
@@ -103,7 +101,23 @@ def _segments_of(params, n_layers, a, b):
 
 def slope_at(net, x):
     """The exact slope of ``net`` at the rational ``x``, where x is no crossing of any
-    neuron (inside an activation region): forward-mode differentiation in Fractions."""
+    neuron (inside an activation region): forward-mode differentiation, exact.
+
+    Where ``x`` is dyadic (a float, or a Fraction whose denominator is a power of two,
+    as the midpoints of float ends are), in integers scaled by one power of two per
+    vector (:func:`_dyadic_slope`): floats are dyadic, so no step needs a gcd, and it
+    is ~20x faster than Fractions; elsewhere in Fractions (:func:`_slope_fractions`).
+    Both return the slope as a Fraction.
+    """
+    num, den = Fraction(x).as_integer_ratio()
+    if den & (den - 1):
+        return _slope_fractions(net, x)
+    layers = _dyadic_layers(_params_key(net), len(net._weights))
+    return _dyadic_slope(layers, num, -(den.bit_length() - 1))
+
+
+def _slope_fractions(net, x):
+    """:func:`slope_at` in Fractions (any rational x; the oracle of the dyadic one)."""
     h, dh = [Fraction(x)], [Fraction(1)]
     Ws, Bs = _fractions(net._weights, net._biases)
     for W, bias in zip(Ws[:-1], Bs[:-1]):
@@ -112,3 +126,47 @@ def slope_at(net, x):
         h = [zj if zj > 0 else Fraction(0) for zj in z]
         dh = [dj if zj > 0 else Fraction(0) for zj, dj in zip(z, dz)]
     return sum((w * v for w, v in zip(Ws[-1][0], dh)), Fraction(0))
+
+
+def _params_key(net):
+    return tuple((w.shape, w.tobytes()) for w in (np.ascontiguousarray(v, dtype=np.float64)
+                                                  for v in (*net._weights, *net._biases)))
+
+
+def _dyadic_array(a):
+    """``(M, e)``: integers M (nested lists, the shape of ``a``) with ``a == M * 2**e``
+    exactly, e the lowest exponent over the nonzero entries."""
+    frac, exp = np.frexp(a)  # a = frac * 2**exp, |frac| in [0.5, 1): frac * 2**53 is an integer
+    mant = (frac * 2.0**53).astype(np.int64)
+    nz = mant != 0
+    e = int((exp[nz] - 53).min()) if nz.any() else 0
+    shift = np.where(nz, exp - 53 - e, 0)
+    M = [[int(m) << int(k) for m, k in zip(mr, kr)] for mr, kr in zip(mant.reshape(-1, a.shape[-1]),
+                                                                     shift.reshape(-1, a.shape[-1]))]
+    return (M if a.ndim == 2 else M[0]), e
+
+
+@functools.lru_cache(maxsize=8)
+def _dyadic_layers(params, n_layers):
+    arrays = [np.frombuffer(buf, np.float64).reshape(shape) for shape, buf in params]
+    return [(_dyadic_array(w), _dyadic_array(b)) for w, b in zip(arrays[:n_layers], arrays[n_layers:])]
+
+
+def _dyadic_slope(layers, xm, xe):
+    """The exact slope at x = xm * 2**xe: values and slopes are integer vectors with one
+    exponent each, ``h = H * 2**eh``, ``dh = D * 2**ed``."""
+    H, eh = [xm], xe
+    D, ed = [1], 0
+    for (W, ew), (bias, eb) in layers[:-1]:
+        ez = min(ew + eh, eb)
+        su = ew + eh - ez
+        sb = eb - ez
+        Z = [(sum(w * v for w, v in zip(row, H)) << su) + (bj << sb) for row, bj in zip(W, bias)]
+        dZ = [sum(w * v for w, v in zip(row, D)) for row in W]
+        H = [zj if zj > 0 else 0 for zj in Z]
+        D = [dj if zj > 0 else 0 for zj, dj in zip(Z, dZ)]
+        eh, ed = ez, ew + ed
+    (W, ew), _ = layers[-1]
+    n = sum(w * v for w, v in zip(W[0], D))
+    e = ew + ed
+    return Fraction(n << e) if e >= 0 else Fraction(n, 1 << -e)

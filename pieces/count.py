@@ -253,12 +253,15 @@ def _exact_segments(net, a, b, segs=None):
     if status != 0:
         return None
     new, undecided = _certified_cpu.open_pairs(slope, serr, same)
+    exact = {}  # segment -> its exact slope (a segment can be in two open pairs)
     for k in np.flatnonzero(undecided):
-        left = _point_inside(xs[k - 1], xs[k], ex[k - 1], ex[k])
-        right = _point_inside(xs[k], xs[k + 1], ex[k], ex[k + 1])
-        if left is None or right is None:
-            return None
-        new[k] = slope_at(net, left) != slope_at(net, right)
+        for seg in (k - 1, k):
+            if seg not in exact:
+                x = _point_inside(xs[seg], xs[seg + 1], ex[seg], ex[seg + 1])
+                if x is None:
+                    return None
+                exact[seg] = slope_at(net, x)
+        new[k] = exact[k - 1] != exact[k]
     return xs, new
 
 

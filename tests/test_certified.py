@@ -211,6 +211,19 @@ def test_cancelling_nets_equal_rational_at_every_scale(n, depth, e, delta, seed,
     assert same(c, count_pieces(net, iv, method="rational"))
 
 
+@settings(max_examples=80, deadline=None)
+@given(net=nets(), x=st.floats(-1e6, 1e6, allow_nan=False), k=st.integers(-60, 60))
+def test_dyadic_slope_equals_the_fraction_slope(net, x, k):
+    """slope_at in scaled integers (dyadic points) equals forward differentiation in
+    Fractions, on random and degenerate nets, at points of every scale; a point that is
+    not dyadic takes the Fraction path."""
+    from pieces._rational import _slope_fractions
+
+    xf = Fraction(x) * Fraction(2) ** k
+    assert slope_at(net, xf) == _slope_fractions(net, xf)
+    assert slope_at(net, Fraction(1, 3)) == _slope_fractions(net, Fraction(1, 3))
+
+
 def exact_rows(net, layer, x):
     """The exact slopes and intercepts of the inputs of ``layer`` at the rational x."""
     h, dh = [Fraction(x)], [Fraction(1)]

@@ -544,6 +544,10 @@ def sweep(wt, bf, sizes, a, b, ws):
      slope, serr, intercept, scr, iscr, DIFF, ACT, nDIFF, nACT, reach, same, n_refresh) = ws
     n_refresh[0] = 0
     n_refresh[1] = 0
+    # the refreshes' work (layers recomputed) is kept below the work of a whole
+    # double-double sweep so far (segments swept), which is what status 1 costs
+    refresh_work = 0
+    swept = 32 * n_layers
     s = scr[0]
     t = scr[1]
     ea = scr[2]
@@ -623,6 +627,7 @@ def sweep(wt, bf, sizes, a, b, ws):
         # variable reassigned in the loop costs an atomic reference count per segment.
         k_next = 0
         last_redo = -1
+        swept += nseg
         while k_next < nseg:
             if not last and n_new + n_out + 1 > cap_new:
                 grown = 2 * cap_new
@@ -871,7 +876,8 @@ def sweep(wt, bf, sizes, a, b, ws):
                 # A decision on segment ``redo`` was left open by its bounds: recompute its
                 # inputs' maps in double-double and sweep on from it (once per segment).
                 # Out of the segment loop, which stays lean.
-                if redo == last_redo or layer == 0 or not _refresh_rows(
+                refresh_work += layer
+                if redo == last_redo or layer == 0 or refresh_work > swept or not _refresh_rows(
                         wt, bf, sizes, layer, xs[redo], xs[redo + 1], ex[redo], ex[redo + 1], A, B, EA, EB, redo):
                     return 0, ws, 1
                 last_redo = redo

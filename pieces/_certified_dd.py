@@ -22,15 +22,12 @@ import math
 import numpy as np
 from numba import njit
 
-from ._certified_cpu import (AMBIGUOUS, _DD_VMIN, _INFLATE, _dd_sums, _MASK_BITS, _ONE, _SAFE_HI, _TINY, _U, _WMIN, _ZERO, _sign,
-                             _child_diff, _fill_reach, _reached, _two_prod, _two_sum, merge_pieces,
-                             sign_beyond)
+from ._certified_cpu import (AMBIGUOUS, _DD_VMIN, _INFLATE, _MASK_BITS, _ONE, _SAFE_HI, _TINY, _U, _WMIN, _ZERO,
+                             _child_diff, _dd_sums, _fill_reach, _reached, _sign, _two_prod, _two_sum,
+                             merge_pieces, sign_beyond)
 from ._count_cpu import breakpoints_of
 
 __all__ = ["sweep_dd", "count_one_dd"]
-
-#: dd inputs whose hi part is nonzero must exceed this (see _certified_cpu._DD_VMIN)
-_VMIN = _DD_VMIN
 
 
 @njit(cache=True, inline="always")
@@ -38,7 +35,7 @@ def _eval(sh, sl, th, tl, xh, xl):
     """``(v, r)``: ``s*x + t`` for dd s, t, x, as a float ``v`` within ``r`` of the
     exact value of the dd expression; ``r`` is ``inf`` where Dekker's product would not
     be exact."""
-    if sh != 0.0 and xh != 0.0 and not (abs(sh) > _VMIN and abs(xh) > _VMIN and abs(sh) < _SAFE_HI
+    if sh != 0.0 and xh != 0.0 and not (abs(sh) > _DD_VMIN and abs(xh) > _DD_VMIN and abs(sh) < _SAFE_HI
                                          and abs(xh) < _SAFE_HI):
         return 0.0, np.inf
     p1, e1 = _two_prod(sh, xh)

@@ -354,14 +354,17 @@ def _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB):
 
 
 @njit(cache=True, inline="always")
-def _dd_sums(Wt, bias, G, rows, s):
+def _dd_sums(Wt, bias, rows, s):
     """The double-double sums of one layer on one segment: from the input rows ``rows``
     (per input neuron: A hi, A lo, B hi, B lo and the bounds of A and B) into ``s``
-    (per output neuron, in its columns: the same six), compensated (Ogita, Rump and
-    Oishi) with Dekker's exact products; False where an input is too small or too large
-    for Dekker's products to be exact. ``G`` bounds the error of a compensated sum
-    relative to its terms. Shared by :func:`_refresh_rows` and ``_certified_dd``."""
+    (per output neuron, in its columns: the same six, the bounds final), compensated
+    (Ogita, Rump and Oishi) with Dekker's exact products; False where an input is too
+    small or too large for Dekker's products to be exact. Shared by :func:`_dd_rows`,
+    :func:`_output_slope_dd` and ``_certified_dd``."""
     n_in, n_out = Wt.shape
+    # error of a compensated sum of n products: its float-accumulated error terms,
+    # each at most u times a partial sum, rounded again (gamma_{3n+3})
+    G = (3 * n_in + 3) * _U * (n_in + 2) * _U * 1.01
     for j in range(n_out):
         s[0, j] = 0.0
         s[1, j] = 0.0
@@ -393,6 +396,11 @@ def _dd_sums(Wt, bias, G, rows, s):
     for j in range(n_out):
         s[0, j], s[1, j] = _two_sum(s[0, j], s[1, j])
         s[2, j], s[3, j] = _two_sum(s[2, j], s[3, j])
+        # every term of a live input is at least 2**-1000 (weights >= _WMIN, terms >=
+        # _TINY), so the two bounds are zero together: exactly when no term entered
+        if s[4, j] != 0.0 or s[5, j] != 0.0:
+            s[4, j] = (s[4, j] + _TINY) * _INFLATE
+            s[5, j] = (s[5, j] + G * abs(bias[j]) + _TINY) * _INFLATE
     return True
 
 
@@ -419,16 +427,10 @@ def _dd_rows(wt, bf, sizes, layer, lo, hi, elo, ehi):
         n_in = sizes[m]
         n_out = sizes[m + 1]
         Wt = wt[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
-        bias = bf[b_off : b_off + n_out]
-        # a compensated sum of n products errs by gamma_{3n+3} times its error terms
-        G = (3 * n_in + 3) * _U * (n_in + 2) * _U * 1.01
-        if not _dd_sums(Wt, bias, G, cur, s):
+        if not _dd_sums(Wt, bf[b_off : b_off + n_out], cur, s):
             return False, cur
         for j in range(n_out):
             sh, sl, th, tl, ea, eb = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
-            if ea != 0.0 or eb != 0.0:
-                ea = (ea + _TINY) * _INFLATE
-                eb = (eb + G * abs(bias[j]) + _TINY) * _INFLATE
             on = False
             if not (sh == 0.0 and sl == 0.0 and th == 0.0 and tl == 0.0 and ea == 0.0 and eb == 0.0):
                 v = sh * xm + th
@@ -492,13 +494,9 @@ def _output_slope_dd(wt, bf, sizes, lo, hi, elo, ehi):
         return 0.0, np.inf
     n_in = sizes[n_layers - 1]
     out = np.empty((6, 1))
-    G = (3 * n_in + 3) * _U * (n_in + 2) * _U * 1.01
-    if not _dd_sums(wt[wt.size - n_in :].reshape((n_in, 1)), bf[bf.size - 1 :], G, rows, out):
+    if not _dd_sums(wt[wt.size - n_in :].reshape((n_in, 1)), bf[bf.size - 1 :], rows, out):
         return 0.0, np.inf
-    err = out[4, 0]
-    if err != 0.0:
-        err = (err + _TINY) * _INFLATE
-    return out[0, 0], err + abs(out[1, 0])  # the slope kept as its hi part
+    return out[0, 0], out[4, 0] + abs(out[1, 0])  # the slope kept as its hi part
 
 
 @njit(cache=True)
@@ -509,10 +507,7 @@ def _refine_open_slopes(wt, bf, sizes, xs, ex, slope, serr, same, nseg):
     done = np.zeros(0, np.bool_)
     n = 0
     for k in range(1, nseg):
-        if same[k]:
-            continue
-        err = serr[k] + serr[k - 1]
-        if err == 0.0 or abs(slope[k] - slope[k - 1]) > err * _INFLATE:
+        if _pair_decision(slope, serr, same, k) != AMBIGUOUS:
             continue
         if done.size == 0:
             done = np.zeros(nseg, np.bool_)
@@ -932,17 +927,27 @@ def open_pairs(slope, serr, same):
     if n > 0:
         new[0] = True
     for k in range(1, n):
-        if same[k]:
-            continue
-        d = abs(slope[k] - slope[k - 1])
-        err = serr[k] + serr[k - 1]
-        if err == 0.0:
-            new[k] = d != 0.0
-        elif d > err * _INFLATE:
-            new[k] = True
-        else:
+        d = _pair_decision(slope, serr, same, k)
+        if d == AMBIGUOUS:
             undecided[k] = True
+        else:
+            new[k] = d == 1
     return new, undecided
+
+
+@njit(cache=True, inline="always")
+def _pair_decision(slope, serr, same, k):
+    """Whether segment k starts a new piece: 1 (its slope differs from segment k-1's),
+    0 (equal: by structure, or both exact and equal) or AMBIGUOUS."""
+    if same[k]:
+        return 0
+    d = abs(slope[k] - slope[k - 1])
+    err = serr[k] + serr[k - 1]
+    if err == 0.0:
+        return 1 if d != 0.0 else 0
+    if d > err * _INFLATE:
+        return 1
+    return AMBIGUOUS
 
 
 @njit(cache=True)

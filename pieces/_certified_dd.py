@@ -140,10 +140,6 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                 aw = abs(Wt[i, j])
                 if aw != 0.0 and (aw < _WMIN or aw > _SAFE_HI):
                     return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
-        # error of a compensated sum of n products: its float-accumulated error terms,
-        # each at most u times a partial sum, rounded again (gamma_{3n+3})
-        n3 = 3 * n_in + 3
-        G = n3 * _U * (n_in + 2) * _U * 1.01
         nX = np.empty((2 * nseg + 2, 3))
         nV = np.empty((2 * nseg + 1, wmax, 6))
         nF = np.empty(2 * nseg + 1, np.bool_)
@@ -164,12 +160,10 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
             flat = F[k]
             known_aff = masks and k > 0 and KNOWN[k]
             aff = _reached(DIFF[k], reach, n_in) if known_aff else _ZERO
-            if not _dd_sums(Wt, bias, G, V[k], s):
+            if not _dd_sums(Wt, bias, V[k], s):
                 return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
-            for j in range(n_out):
-                if s[4, j] != 0.0 or s[5, j] != 0.0:
-                    s[4, j] = 0.0 if flat else (s[4, j] + _TINY) * _INFLATE
-                    s[5, j] = (s[5, j] + G * abs(bias[j]) + _TINY) * _INFLATE
+            if flat:  # every slope is exactly 0
+                s[4, :n_out] = 0.0
             if last:
                 slope[k] = s[0, 0]
                 serr[k] = s[4, 0] + abs(s[1, 0])  # the slope is kept as its hi part

@@ -72,7 +72,7 @@ def _segments(net, a, b):
 def _segments_of(params, n_layers, a, b):
     lo0 = None if a == float("-inf") else Fraction(a)
     hi0 = None if b == float("inf") else Fraction(b)
-    arrays = [np.frombuffer(buf, np.float64).reshape(shape) for shape, buf in params]
+    arrays = _arrays(params)
     Ws, Bs = _fractions(arrays[:n_layers], arrays[n_layers:])
     # segment: (lo, hi, A, B, pattern)
     segs = [(lo0, hi0, [Fraction(1)], [Fraction(0)], ())]
@@ -106,7 +106,7 @@ def slope_at(net, x):
     Where ``x`` is dyadic (a float, or a Fraction whose denominator is a power of two,
     as the midpoints of float ends are), in integers scaled by one power of two per
     vector (:func:`_dyadic_slope`): floats are dyadic, so no step needs a gcd, and it
-    is ~20x faster than Fractions; elsewhere in Fractions (:func:`_slope_fractions`).
+    is ~10x faster than Fractions (Yarotsky depth 12: 0.34 against 3.4 ms); elsewhere in Fractions (:func:`_slope_fractions`).
     Both return the slope as a Fraction.
     """
     num, den = Fraction(x).as_integer_ratio()
@@ -129,8 +129,14 @@ def _slope_fractions(net, x):
 
 
 def _params_key(net):
+    """The net's weights and biases as a hashable key: ``(shape, bytes)`` per array."""
     return tuple((w.shape, w.tobytes()) for w in (np.ascontiguousarray(v, dtype=np.float64)
                                                   for v in (*net._weights, *net._biases)))
+
+
+def _arrays(params):
+    """The float64 arrays of a :func:`_params_key`."""
+    return [np.frombuffer(buf, np.float64).reshape(shape) for shape, buf in params]
 
 
 def _dyadic_array(a):
@@ -148,7 +154,7 @@ def _dyadic_array(a):
 
 @functools.lru_cache(maxsize=8)
 def _dyadic_layers(params, n_layers):
-    arrays = [np.frombuffer(buf, np.float64).reshape(shape) for shape, buf in params]
+    arrays = _arrays(params)
     return [(_dyadic_array(w), _dyadic_array(b)) for w, b in zip(arrays[:n_layers], arrays[n_layers:])]
 
 

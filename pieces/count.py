@@ -231,7 +231,8 @@ def _exact_segments(net, a, b, segs=None):
     The float64 sweep, or the double-double one where that is undecided, gives the
     regions (``segs``: the float64 sweep's ``(xs, ex, slope, serr, same)`` where the
     caller has them, False where it knows the sweep undecided, None to run it); a pair
-    of neighbouring slopes that neither can prove equal or different is decided alone, by the exact slopes at a rational point certified inside each region
+    of neighbouring slopes that neither can prove equal or different is decided alone,
+    by the exact slopes at a rational point certified inside each region
     (``_rational.slope_at``), as exact geometry libraries decide one predicate.
     """
     from . import _certified_cpu

@@ -17,13 +17,15 @@ Loss: ``L = (1/N) sum_n (f(x_n) - y_n)**2``; ``dL/df(x_n) = (2 r_n) / N``.
 import numpy as np
 from numba import njit, prange
 
+from ._gemm_cpu import FUSED, INIT_ROW, INIT_ZERO, MASK, RELU, gemm, transpose
 from .precision import div, float32_rounding, kernel_rounding, mul, rnd
 
 __all__ = ["OPTIMIZERS", "param_layout", "loss_grad", "run_steps_batch", "forward_loss", "evaluate_batch"]
 
-#: Native precisions use BLAS GEMMs for layers at least this wide (and batches at
-#: least this large); below, or in emulated precisions, the loops.
-_BLAS_MIN = 8
+#: Native precisions use the FMA-chain products of ``_gemm_cpu`` for layers at least
+#: this wide (and batches at least this large); below, or in emulated precisions, the
+#: loops, which round each product and each sum.
+_GEMM_MIN = 8
 
 #: Optimiser codes of the kernels.
 OPTIMIZERS = {"gd": 0, "sgd": 1, "adam": 2}
@@ -78,6 +80,8 @@ def _forward(theta, sizes, xb, yb, H, r, rs):
     Preactivations are summed in layer order, ``b_j + w_j0 h_0 + w_j1 h_1 + ...``, each
     product and sum rounded. Loops over samples are innermost, so they vectorise.
     """
+    if len(rs) == 0:
+        return _forward_native(theta, sizes, xb, yb, H, r)
     nb = xb.size
     n_layers = sizes.size - 1
     w_off, b_off, h_off, h_tot = _layout(sizes)
@@ -89,18 +93,6 @@ def _forward(theta, sizes, xb, yb, H, r, rs):
         n_out = sizes[l + 1]
         Wt = theta[w_off[l] : w_off[l] + n_in * n_out].reshape((n_in, n_out))
         i0 = h_off[l]
-        if len(rs) == 0 and n_in >= _BLAS_MIN and nb >= _BLAS_MIN:
-            # native precision: one BLAS GEMM, then bias and ReLU (rounded as the
-            # format's own arithmetic; BLAS fixes the summation order)
-            j0 = h_off[l + 1]
-            Z = H[j0 : j0 + n_out]
-            np.dot(Wt.T, H[i0 : i0 + n_in], Z)
-            for j in range(n_out):
-                bj = theta[b_off[l] + j]
-                for n in range(nb):
-                    z = Z[j, n] + bj
-                    Z[j, n] = z if (l == n_layers - 1 or z > zero) else zero
-            continue
         for j in range(n_out):
             row = h_off[l + 1] + j
             bj = theta[b_off[l] + j]
@@ -132,11 +124,13 @@ def _forward(theta, sizes, xb, yb, H, r, rs):
 def _backward(theta, sizes, H, r, G, D, E, Dt, rs):
     """Gradient of the loss into ``G`` (same layout as theta). ``D``, ``E``: (wmax, nb)
     scratch for the deltas; ``Dt``: (nb, wmax) for the deltas sample-major."""
+    if len(rs) == 0:
+        _backward_native(theta, sizes, H, r, G, D, E, Dt)
+        return
     nb = r.size
     n_layers = sizes.size - 1
     w_off, b_off, h_off, h_tot = _layout(sizes)
     zero = theta[0] - theta[0]
-    ones = np.ones(nb, theta.dtype)
     # dL/df = 2 r / N
     for n in range(nb):
         D[0, n] = rnd((r[n] + r[n]) / nb, rs)
@@ -145,22 +139,6 @@ def _backward(theta, sizes, H, r, G, D, E, Dt, rs):
         n_out = sizes[l + 1]
         i0 = h_off[l]
         Gw = G[w_off[l] : w_off[l] + n_in * n_out].reshape((n_in, n_out))
-        native = len(rs) == 0 and n_in >= _BLAS_MIN and nb >= _BLAS_MIN
-        if native:
-            np.dot(H[i0 : i0 + n_in], D[:n_out].T, Gw)
-            # the bias gradient as a GEMV too: a plain loop is one sequential sum per
-            # neuron (float sums do not vectorise without reordering), ~20% of the step
-            np.dot(D[:n_out], ones, G[b_off[l] : b_off[l] + n_out])
-            if l == 0:
-                break
-            Wt = theta[w_off[l] : w_off[l] + n_in * n_out].reshape((n_in, n_out))
-            En = E[:n_in]
-            np.dot(Wt, D[:n_out], En)
-            for i in range(n_in):
-                for n in range(nb):
-                    En[i, n] = En[i, n] if H[i0 + i, n] > zero else zero
-            D, E = E, D
-            continue
         for j in range(n_out):
             for n in range(nb):
                 Dt[n, j] = D[j, n]
@@ -196,6 +174,77 @@ def _backward(theta, sizes, H, r, G, D, E, Dt, rs):
 
 
 @njit(cache=True, error_model="numpy")
+def _forward_native(theta, sizes, xb, yb, H, r):
+    """:func:`_forward` in a native precision, through the products of ``_gemm_cpu``.
+
+    Each preactivation is the chain ``b_j + w_0j h_0 + w_1j h_1 + ...`` in layer order,
+    as in the emulated loops; layers at least ``_GEMM_MIN`` wide (with batches as
+    large) fuse each step into one FMA, narrower ones round product and sum.
+    """
+    nb = xb.size
+    n_layers = sizes.size - 1
+    w_off, b_off, h_off, h_tot = _layout(sizes)
+    zero = theta[0] - theta[0]
+    Hf = H.reshape(H.size)
+    H[0, :nb] = xb
+    for l in range(n_layers):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        # Z[j, n] = b_j + sum_i W[i, j] H[i, n], W = theta's (n_in, n_out) block
+        mode = INIT_ROW | (RELU if l < n_layers - 1 else 0) | _fused(n_in, nb)
+        gemm(theta, w_off[l], 1, n_out, Hf, h_off[l] * nb, nb, Hf, h_off[l + 1] * nb, nb, n_out, nb, n_in,
+             theta, b_off[l], 1, mode)
+    loss = zero
+    out = h_off[n_layers]
+    for n in range(nb):
+        rn = H[out, n] - yb[n]
+        r[n] = rn
+        loss = loss + rn * rn
+    return loss / nb
+
+
+@njit(cache=True, error_model="numpy")
+def _backward_native(theta, sizes, H, r, G, D, E, Dt):
+    """:func:`_backward` in a native precision, through the products of ``_gemm_cpu``.
+
+    The sums are the emulated loops': bias and weight gradients over the samples in
+    order, the deltas over the next layer's neurons in order, each step fused into an
+    FMA where the layer is at least ``_GEMM_MIN`` wide. (The loops skip a zero
+    activation, which adds exactly nothing to a finite sum; the products do not.)
+    """
+    nb = r.size
+    n_layers = sizes.size - 1
+    w_off, b_off, h_off, h_tot = _layout(sizes)
+    wmax = Dt.shape[1]
+    Hf = H.reshape(H.size)
+    Dtf = Dt.reshape(Dt.size)
+    one = np.ones(1, theta.dtype)
+    for n in range(nb):
+        D[0, n] = (r[n] + r[n]) / nb
+    for l in range(n_layers - 1, -1, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        fused = _fused(n_in, nb)
+        transpose(D.reshape(D.size), 0, nb, Dtf, 0, wmax, n_out, nb)  # D sample-major
+        # Gb[j] = sum_n D[n, j] (as 1 * D[n, j]: exact, so an FMA adds it unchanged)
+        gemm(one, 0, 0, 0, Dtf, 0, wmax, G, b_off[l], 0, 1, n_out, nb, G, 0, 0, INIT_ZERO | fused)
+        # Gw[i, j] = sum_n H[i, n] D[n, j]
+        gemm(Hf, h_off[l] * nb, nb, 1, Dtf, 0, wmax, G, w_off[l], n_out, n_in, n_out, nb, G, 0, 0,
+             INIT_ZERO | fused)
+        if l == 0:
+            break
+        # E[i, n] = sum_j W[i, j] D[j, n], zeroed where the layer's activation is not > 0
+        gemm(theta, w_off[l], n_out, 1, D.reshape(D.size), 0, nb, E.reshape(E.size), 0, nb, n_in, nb, n_out,
+             Hf, h_off[l] * nb, nb, INIT_ZERO | MASK | fused)
+        D, E = E, D
+
+
+@njit(cache=True, inline="always")
+def _fused(n_in, nb):
+    return FUSED if n_in >= _GEMM_MIN and nb >= _GEMM_MIN else 0
+
+
+@njit(cache=True, error_model="numpy")
 def _workspace(theta, sizes, nb):
     w_off, b_off, h_off, h_tot = _layout(sizes)
     wmax = sizes.max()
@@ -224,8 +273,7 @@ def _evaluate(theta, sizes, x, y, rs, out):
 def evaluate_batch(thetas, sizes, x, y, rounding):
     """``(losses, outputs)`` of the nets ``thetas`` (one architecture) on (x, y),
     computed in the precision: the float64 losses and the ``(n_nets, x.size)`` outputs.
-
-    Nets run one after another: each forward pass is BLAS-parallel already.
+    One net per thread.
     """
     n = thetas.shape[0]
     losses = np.empty(n, np.float64)
@@ -234,14 +282,17 @@ def evaluate_batch(thetas, sizes, x, y, rounding):
     if narrow is not None:  # p9..p11: in float32, the same bits
         f32 = np.float32
         out32 = np.empty((n, x.size), f32)
-        for i in range(n):
-            losses[i] = _evaluate(thetas[i].astype(f32), sizes, x.astype(f32), y.astype(f32), narrow, out32[i])
+        _evaluate_batch(thetas.astype(f32), sizes, x.astype(f32), y.astype(f32), narrow, losses, out32)
         outputs[:] = out32
         return losses, outputs
-    rs = kernel_rounding(rounding, finite_inputs=True)
-    for i in range(n):
-        losses[i] = _evaluate(thetas[i], sizes, x, y, rs, outputs[i])
+    _evaluate_batch(thetas, sizes, x, y, kernel_rounding(rounding, finite_inputs=True), losses, outputs)
     return losses, outputs
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _evaluate_batch(thetas, sizes, x, y, rs, losses, outputs):
+    for i in prange(thetas.shape[0]):
+        losses[i] = _evaluate(thetas[i], sizes, x, y, rs, outputs[i])
 
 
 @njit(cache=True, error_model="numpy")

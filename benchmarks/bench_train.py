@@ -20,7 +20,8 @@ import numpy as np
 
 from pieces import ReLUNet, TrainConfig, train_batch
 from pieces import _train_cpu
-from pieces.precision import parse_precision
+from pieces._gemm_cpu import FUSED, INIT_ZERO, gemm
+from pieces.precision import kernel_rounding, mul, parse_precision, rnd
 from pieces.train import net_to_theta
 
 try:
@@ -127,6 +128,48 @@ def bench_emulation():
                    f"<= {goal}x", r <= goal)
 
 
+@numba.njit(cache=True)
+def _rounded_madds(z, h, w, rs, reps):
+    """The emulated kernels' inner loop, in L1: ``z[n] = rnd(z[n] + rnd(w h[n]))``."""
+    for _ in range(reps):
+        for n in range(z.size):
+            z[n] = rnd(z[n] + mul(w, h[n], rs), rs)
+
+
+@numba.njit(cache=True)
+def _fma_products(A, B, C, reps):
+    M, K = A.shape
+    N = B.shape[1]
+    for _ in range(reps):
+        gemm(A.ravel(), 0, K, 1, B.ravel(), 0, N, C.ravel(), 0, N, M, N, K, C.ravel(), 0, 0, INIT_ZERO | FUSED)
+
+
+def bench_emulation_bound():
+    """Why fp16 and bf16 steps cost what they do: multiply-adds per second of the fp32
+    products (FMA chains, 32x32x1024) against the emulated kernels' inner loop, whose
+    two roundings per multiply-add (four F16C conversions for fp16, eight integer
+    operations for bf16) run in L1. Products are most of a step, so the step's ratio
+    comes out near this one (lower where the weight gradients skip zero activations)."""
+    numba.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    for base, emulated in (("fp32", ("fp16", "bf16")),):
+        dt = parse_precision(base).compute_dtype
+        A, B, C = (rng.random(shape).astype(dt) for shape in ((32, 32), (32, 1024), (32, 1024)))
+        _fma_products(A, B, C, 1)
+        reps = 200
+        native = 32 * 32 * 1024 * reps / min(_timed(lambda: _fma_products(A, B, C, reps)) for _ in range(3))
+        for p in emulated:
+            fmt = parse_precision(p)
+            rs = kernel_rounding(fmt.rounding, finite_inputs=True)
+            z, h = rng.random(1024).astype(dt) * 0.01, rng.random(1024).astype(dt)
+            w = np.dtype(dt).type(0.5)
+            _rounded_madds(z, h, w, rs, 1)
+            reps = 2000
+            rate = 1024 * reps / min(_timed(lambda: _rounded_madds(z, h, w, rs, reps)) for _ in range(3))
+            print(f"      multiply-adds/s: {base} products {native / 1e9:.1f} G, {p} rounded in L1 "
+                  f"{rate / 1e9:.2f} G: an emulated {p} multiply-add costs {native / rate:.1f}x an {base} one")
+
+
 def _default_threads_child():
     w, L, N = 32, 8, 1024
     ours = ours_step_seconds(w, L, N, "fp32")
@@ -204,6 +247,7 @@ def main():
     bench_vs_torch()
     bench_vs_torch_default_threads()
     bench_emulation()
+    bench_emulation_bound()
     bench_memory()
 
 

@@ -11,7 +11,8 @@ prunes the rounding away at compile time.
 FMA contraction (NVVM's default) cannot change an emulated result: every product the
 kernels round is exact in the compute dtype (two K-bit significands, 2K <= 48 bits,
 in float64 for pK and 22 <= 24 bits in float32 for fp16 and bf16). It does change
-native fp32/fp64 results in the last bits, as BLAS's order does on the CPU.
+native fp32/fp64 results in the last bits: the CPU fuses only the sums of layers at
+least 8 wide (``pieces/_gemm_cpu.py``) and rounds the rest twice.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ pass and the deltas (each sample's sums run over the neurons in order, as on the
 then split the parameters for the gradient sums (each runs over the samples in order,
 as on the CPU), the loss is summed over the samples in order by one thread, and each
 thread updates its share of the parameters. So emulated precisions (fp16, bf16, pK)
-give the CPU's results bit for bit. Native fp32/fp64 differ in the last bits: the CPU
-sums wide layers with BLAS, and the GPU contracts products and sums into FMAs.
+give the CPU's results bit for bit. Native fp32/fp64 differ in the last bits: both fuse
+the sums of layers at least 8 wide into FMAs in this order, but the GPU's compiler also
+contracts narrower layers and the update, which the CPU rounds twice.
 
 A net's parameters stay in shared memory for the whole launch when they fit in
 ``config.CUDA_SHARED_BYTES``; activations and deltas live in device memory. Each thread

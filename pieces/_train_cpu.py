@@ -9,7 +9,9 @@ roundings of :func:`pieces.precision.kernel_rounding` (same bits, faster), and r
 p9..p11 in float32 (:func:`pieces.precision.float32_rounding`: the arrays convert
 exactly, products and quotients go through ``mul`` and ``div``). Loops run in a fixed
 order, so results are bit for bit reproducible, and identical between ``train`` and
-``train_batch``.
+``train_batch``. Native precisions (fp32, fp64) take the same sums in the same orders
+through the register-blocked products of :mod:`pieces._gemm_cpu`
+(:func:`_forward_native`, :func:`_backward_native`).
 
 Loss: ``L = (1/N) sum_n (f(x_n) - y_n)**2``; ``dL/df(x_n) = (2 r_n) / N``.
 """
@@ -22,9 +24,9 @@ from .precision import div, float32_rounding, kernel_rounding, mul, rnd
 
 __all__ = ["OPTIMIZERS", "param_layout", "loss_grad", "run_steps_batch", "forward_loss", "evaluate_batch"]
 
-#: Native precisions use the FMA-chain products of ``_gemm_cpu`` for layers at least
-#: this wide (and batches at least this large); below, or in emulated precisions, the
-#: loops, which round each product and each sum.
+#: Native precisions fuse each multiply-add of a sum into one FMA in layers at least
+#: this wide (with batches at least this large); narrower layers round the product and
+#: the sum, as the emulated loops do.
 _GEMM_MIN = 8
 
 #: Optimiser codes of the kernels.

@@ -53,6 +53,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 from ._count_cpu import _interior_point, breakpoints_of
+from ._llvm import fma
 
 __all__ = ["sweep", "merge_pieces", "open_pairs", "segments", "count_one", "count_in", "count_batch", "exact_sign", "sign_beyond", "AMBIGUOUS",
            "new_workspace"]
@@ -86,20 +87,6 @@ _KNOWN = 4
 _MASK_BITS = 64
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
-
-
-@intrinsic
-def _fma(typingctx, a, b, c):
-    """``a*b + c`` rounded once (LLVM's ``llvm.fma``: the FMA instruction, or libm's
-    correctly rounded ``fma`` where the CPU has none)."""
-    sig = types.float64(types.float64, types.float64, types.float64)
-
-    def codegen(context, builder, signature, args):
-        d = ir.DoubleType()
-        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
-        return builder.call(fn, args)
-
-    return sig, codegen
 
 
 @intrinsic
@@ -171,7 +158,7 @@ def exact_sign(s, x, t):
         return _sign(t)
     if not (_safe(s) and _safe(x) and _safe(t)):
         return AMBIGUOUS
-    return _sign(_fma(s, x, t))
+    return _sign(fma(s, x, t))
 
 
 @njit(cache=True, inline="always")

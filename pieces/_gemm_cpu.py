@@ -32,7 +32,9 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["gemm", "transpose", "fma", "FUSED", "INIT_ZERO", "INIT_ROW", "RELU", "MASK"]
+from ._llvm import VBYTES, data_arg, fma, int_arg, simd_type
+
+__all__ = ["gemm", "transpose", "FUSED", "INIT_ZERO", "INIT_ROW", "RELU", "MASK"]
 
 #: ``mode`` bits of :func:`gemm`: fuse each step into one FMA (else product and sum)
 FUSED = 1
@@ -44,23 +46,6 @@ INIT_ROW = 4
 RELU = 8
 #: store ``c if V[v_off + m*ldv + n] > 0 else 0``
 MASK = 16
-
-#: bytes of one SIMD vector (AVX2: 8 float32 or 4 float64 lanes)
-_VBYTES = 32
-
-
-@intrinsic
-def fma(typingctx, a, b, c):
-    """``a*b + c`` rounded once, in the type of ``a`` (``llvm.fma``)."""
-    sig = a(a, a, a)
-
-    def codegen(context, builder, signature, args):
-        t = context.get_value_type(signature.return_type)
-        fn = builder.module.declare_intrinsic("llvm.fma", [t], ir.FunctionType(t, [t, t, t]))
-        return builder.call(fn, args)
-
-    return sig, codegen
-
 
 def _kernel(MR, NV):
     """The micro-kernel of ``MR`` rows by ``NV`` vectors: a Numba intrinsic taking the
@@ -74,7 +59,6 @@ def _kernel(MR, NV):
         sig = types.void(A, a_off, sam, sak, B, b_off, ldb, C, c_off, ldc, K, V, v_off, ldv, mode)
 
         def codegen(context, builder, signature, args):
-            tys = signature.args
             i64 = ir.IntType(64)
             i32 = ir.IntType(32)
 
@@ -82,15 +66,13 @@ def _kernel(MR, NV):
                 return ir.Constant(i64, v)
 
             def integer(k):
-                return context.cast(builder, args[k], tys[k], types.int64)
+                return int_arg(context, builder, signature, args, k)
 
             def data(k):
-                return context.make_array(tys[k])(context, builder, args[k]).data
+                return data_arg(context, builder, signature, args, k)
 
-            elem = context.get_value_type(tys[0].dtype)
-            esize = tys[0].dtype.bitwidth // 8
-            lanes = _VBYTES // esize
-            vty = ir.VectorType(elem, lanes)
+            vty, esize, lanes = simd_type(context, signature.args[0].dtype)
+            elem = vty.element
             vfma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
                                                   f"llvm.fma.v{lanes}f{esize * 8}")
             pa, pb, pc, pv = data(0), data(4), data(7), data(11)
@@ -240,7 +222,7 @@ def gemm(A, a_off, sam, sak, B, b_off, ldb, C, c_off, ldc, M, N, K, V, v_off, ld
         one of ``RELU`` and ``MASK``, or'ed together (V serves ``INIT_ROW`` or
         ``MASK``, not both).
     """
-    lanes = _VBYTES // A.itemsize
+    lanes = VBYTES // A.itemsize
     zero = np.zeros(1, C.dtype)[0]
     n_pairs = N - N % (2 * lanes)  # columns in blocks of two vectors
     n_vecs = N - N % lanes  # ... and then one more vector, if it fits
@@ -286,19 +268,10 @@ def _tile_transpose(typingctx, S, s_off, lds, T, t_off, ldt):
     sig = types.void(S, s_off, lds, T, t_off, ldt)
 
     def codegen(context, builder, signature, args):
-        tys = signature.args
         i32 = ir.IntType(32)
-
-        def integer(k):
-            return context.cast(builder, args[k], tys[k], types.int64)
-
-        elem = context.get_value_type(tys[0].dtype)
-        esize = tys[0].dtype.bitwidth // 8
-        lanes = _VBYTES // esize
-        vty = ir.VectorType(elem, lanes)
-        ps = context.make_array(tys[0])(context, builder, args[0]).data
-        pt = context.make_array(tys[3])(context, builder, args[3]).data
-        s_off_, lds_, t_off_, ldt_ = (integer(k) for k in (1, 2, 4, 5))
+        vty, esize, lanes = simd_type(context, signature.args[0].dtype)
+        ps, pt = (data_arg(context, builder, signature, args, k) for k in (0, 3))
+        s_off_, lds_, t_off_, ldt_ = (int_arg(context, builder, signature, args, k) for k in (1, 2, 4, 5))
 
         def ptr(p, off, ld, r):
             off = builder.add(off, builder.mul(ir.Constant(ir.IntType(64), r), ld))
@@ -336,7 +309,7 @@ def _tile_transpose(typingctx, S, s_off, lds, T, t_off, ldt):
 def transpose(S, s_off, lds, T, t_off, ldt, rows, cols):
     """``T[t_off + n*ldt + j] = S[s_off + j*lds + n]`` for ``j < rows``, ``n < cols``:
     a (rows, cols) block of S transposed into T (flat arrays), in square tiles."""
-    lanes = _VBYTES // S.itemsize
+    lanes = VBYTES // S.itemsize
     r_full = rows - rows % lanes
     c_full = cols - cols % lanes
     for n0 in range(0, c_full, lanes):

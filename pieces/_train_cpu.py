@@ -188,7 +188,7 @@ def _forward_native(theta, sizes, xb, yb, H, r):
     w_off, b_off, h_off, h_tot = _layout(sizes)
     zero = theta[0] - theta[0]
     Hf = H.reshape(H.size)
-    H[0, :nb] = xb
+    H[0] = xb
     for l in range(n_layers):
         n_in = sizes[l]
         n_out = sizes[l + 1]

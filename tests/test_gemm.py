@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from pieces._gemm_cpu import FUSED, INIT_ROW, INIT_ZERO, MASK, RELU, fma, gemm, transpose
+from pieces._gemm_cpu import FUSED, INIT_ROW, INIT_ZERO, MASK, RELU, gemm, transpose
+from pieces._llvm import fma
 
 MODES = [m | f for f in (0, FUSED) for m in (0, INIT_ZERO, INIT_ROW, INIT_ZERO | RELU, INIT_ROW | RELU,
                                               INIT_ZERO | MASK, MASK)]

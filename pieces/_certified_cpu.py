@@ -54,6 +54,7 @@ from numba.extending import intrinsic
 
 from ._count_cpu import _interior_point, breakpoints_of
 from ._llvm import fma
+from ._segment_sums import sums4
 
 __all__ = ["sweep", "merge_pieces", "open_pairs", "segments", "count_one", "count_in", "count_batch", "exact_sign", "sign_beyond", "AMBIGUOUS",
            "new_workspace"]
@@ -538,6 +539,8 @@ def sweep(wt, bf, sizes, a, b, ws):
     ce = scr[5]
     bx = scr[6]
     be = scr[7]
+    ldc = scr.shape[1]
+    scrf = scr.reshape(scr.size)  # rows s, t, ea, eb, then the inputs' terms of sums4
     cj = iscr[0]
     jb = iscr[1]
     up = iscr[2]
@@ -580,6 +583,9 @@ def sweep(wt, bf, sizes, a, b, ws):
                 return 0, ws, 1
             if ab > bmax:
                 bmax = ab
+        wrow = A.shape[1]
+        Af = A.reshape(A.size)  # flat views for sums4 (A, B change rows, not arrays, below)
+        Bf = B.reshape(B.size)
         # structural equality: reach[i] = the neurons that input neuron i feeds
         masks = n_in <= _MASK_BITS and n_out <= _MASK_BITS
         if masks:
@@ -662,10 +668,31 @@ def sweep(wt, bf, sizes, a, b, ws):
                     ea[j] = 0.0
                     eb[j] = 0.0
                 n_live = 0  # the input neurons active on this segment
-                for i in range(n_in):
-                    if A[k, i] != 0.0 or B[k, i] != 0.0:
+                wide = g != 0.0 and n_out >= 4
+                if wide:
+                    # |fl(sum) - sum| <= gamma * sum |w_ij| |a_i| in any order of the
+                    # sum, and the inputs' own errors pass through |W|: four sums,
+                    # register-blocked (_segment_sums). Their terms are listed here
+                    # without branches: every input is written, the live ones kept.
+                    Q = scrf[4 * ldc : 6 * ldc]
+                    if exact_in:
+                        for i in range(n_in):
+                            Q[i] = g * (abs(A[k, i]) + _TINY)
+                            Q[ldc + i] = g * (abs(B[k, i]) + _TINY)
+                    else:
+                        for i in range(n_in):
+                            Q[i] = g * (abs(A[k, i]) + _TINY) + EA[k, i]
+                            Q[ldc + i] = g * (abs(B[k, i]) + _TINY) + EB[k, i]
+                    for i in range(n_in):
                         live[n_live] = i
-                        n_live += 1
+                        n_live += (A[k, i] != 0.0) | (B[k, i] != 0.0)
+                    sums4(wt, w_off, n_out, live, n_live, Af, k * wrow, Bf, k * wrow, scrf, 4 * ldc, ldc, scrf, 0, ldc,
+                          n_out)
+                else:
+                    for i in range(n_in):
+                        if A[k, i] != 0.0 or B[k, i] != 0.0:
+                            live[n_live] = i
+                            n_live += 1
                 if g == 0.0:
                     for q in range(n_live):
                         i = live[q]
@@ -675,10 +702,8 @@ def sweep(wt, bf, sizes, a, b, ws):
                         for j in range(n_out):
                             s[j] += wi[j] * ai
                             t[j] += wi[j] * bi
-                else:
-                    # |fl(sum) - sum| <= gamma * sum |w_ij| |a_i| in any order of the
-                    # sum, and the inputs' own errors pass through |W|. Two inputs per
-                    # pass halve the loads and stores of the four sums.
+                elif not wide:
+                    # the same sums for narrow layers, two inputs per pass
                     q = 0
                     while q < n_live:
                         i0 = live[q]
@@ -707,11 +732,19 @@ def sweep(wt, bf, sizes, a, b, ws):
                             ea[j] += y0 * qa0 + y1 * qa1
                             eb[j] += y0 * qb0 + y1 * qb1
                         q += 2
-                if g != 0.0:
-                    for j in range(n_out):
-                        if ea[j] != 0.0 or eb[j] != 0.0:  # some term was not zero: sums rounded
-                            ea[j] = 0.0 if flat else ea[j] * _INFLATE
-                            eb[j] = (eb[j] + g * abs(bias[j])) * _INFLATE
+                # Sums with some term not zero were rounded: their bounds get the bias's
+                # share and the inflation that covers the bounds' own rounding. Done in
+                # the sign test's loop where that runs.
+                n_err = 0
+                finite = not (math.isinf(lo) or math.isinf(hi))
+                if g != 0.0 and (last or not finite):
+                    for j in range(n_out):  # without branches: it vectorises
+                        eaj = ea[j]
+                        ebj = eb[j]
+                        rounded = (eaj != 0.0) | (ebj != 0.0)
+                        n_err += rounded
+                        ea[j] = 0.0 if flat else eaj * _INFLATE
+                        eb[j] = (ebj + g * abs(bias[j])) * _INFLATE if rounded else 0.0
                 if last:
                     slope[k] = s[0]
                     intercept[k] = t[0]
@@ -723,17 +756,24 @@ def sweep(wt, bf, sizes, a, b, ws):
                 # inside exactly when they are strictly opposite
                 m = 0
                 amb = False
-                finite = not (math.isinf(lo) or math.isinf(hi))
                 if finite:
                     # the common case first, in a loop without branches (it vectorises):
                     # both ends proved on one side, with the bounds of _end_sign
                     alo = abs(lo)
                     ahi = abs(hi)
+                    rounding = g != 0.0
                     for j in range(n_out):
                         sj = s[j]
                         tj = t[j]
                         eaj = ea[j]
                         ebj = eb[j]
+                        if rounding:
+                            rounded = (eaj != 0.0) | (ebj != 0.0)
+                            n_err += rounded
+                            eaj = 0.0 if flat else eaj * _INFLATE
+                            ebj = (ebj + g * abs(bias[j])) * _INFLATE if rounded else 0.0
+                            ea[j] = eaj
+                            eb[j] = ebj
                         slo = sj * lo
                         shi = sj * hi
                         plo = slo + tj
@@ -817,11 +857,36 @@ def sweep(wt, bf, sizes, a, b, ws):
                     redo = k
                     k_stop = k
                     break
-                seg_exact = True  # every active child neuron exact: bounds not stored
-                for j in range(n_out):
-                    if ea[j] != 0.0 or eb[j] != 0.0:
-                        seg_exact = False
-                        break
+                seg_exact = n_err == 0  # every active child neuron exact: bounds not stored
+                if nb == 0:  # one child, the common case: its rows without branches
+                    nxs[n_new] = lo
+                    nex[n_new] = elo
+                    act = _ZERO
+                    n_on = 0
+                    for j in range(n_out):
+                        n_on += act0[j]
+                    for j in range(n_out):
+                        on = act0[j] == 1
+                        nA[n_new, j] = s[j] if on else 0.0
+                        nB[n_new, j] = t[j] if on else 0.0
+                    if not seg_exact:
+                        for j in range(n_out):
+                            on = act0[j] == 1
+                            nEA[n_new, j] = ea[j] if on else 0.0
+                            nEB[n_new, j] = eb[j] if on else 0.0
+                    if masks:
+                        for j in range(n_out):
+                            act |= np.uint64(act0[j]) << np.uint64(j)
+                    flags = _EXACT if seg_exact else 0
+                    if flat or n_on == 0:  # every slope exactly 0 from here on
+                        flags |= _FLAT
+                    if masks and n_new > 0 and known_aff:
+                        nDIFF[n_new] = _child_diff(nACT[n_new - 1], act, aff, False)
+                        flags |= _KNOWN
+                    nACT[n_new] = act
+                    nF[n_new] = flags
+                    n_new += 1
+                    continue
                 for q in range(nb + 1):
                     nxs[n_new] = lo if q == 0 else bx[q - 1]
                     nex[n_new] = elo if q == 0 else be[q - 1]

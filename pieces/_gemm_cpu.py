@@ -29,10 +29,9 @@ array([ 3., 12.])
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._llvm import VBYTES, data_arg, fma, int_arg, simd_type
+from ._llvm import VBYTES, Simd, data_arg, fma, int_arg
 
 __all__ = ["gemm", "transpose", "FUSED", "INIT_ZERO", "INIT_ROW", "RELU", "MASK"]
 
@@ -59,11 +58,10 @@ def _kernel(MR, NV):
         sig = types.void(A, a_off, sam, sak, B, b_off, ldb, C, c_off, ldc, K, V, v_off, ldv, mode)
 
         def codegen(context, builder, signature, args):
-            i64 = ir.IntType(64)
-            i32 = ir.IntType(32)
-
-            def const(v):
-                return ir.Constant(i64, v)
+            simd = Simd(context, builder, signature.args[0].dtype)
+            const, vptr, splat, vfma = simd.const, simd.ptr, simd.splat, simd.fma
+            vty, esize, lanes = simd.vty, simd.esize, simd.lanes
+            elem = vty.element
 
             def integer(k):
                 return int_arg(context, builder, signature, args, k)
@@ -71,25 +69,13 @@ def _kernel(MR, NV):
             def data(k):
                 return data_arg(context, builder, signature, args, k)
 
-            vty, esize, lanes = simd_type(context, signature.args[0].dtype)
-            elem = vty.element
-            vfma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-                                                  f"llvm.fma.v{lanes}f{esize * 8}")
             pa, pb, pc, pv = data(0), data(4), data(7), data(11)
             a_off_, sam_, sak_, b_off_, ldb_, c_off_, ldc_, K_, v_off_, ldv_, mode_ = (
                 integer(k) for k in (1, 2, 3, 5, 6, 8, 9, 10, 12, 13, 14))
             zero_v = ir.Constant(vty, [ir.Constant(elem, 0.0)] * lanes)
-            splat_idx = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
 
             def bit(b):
                 return builder.icmp_unsigned("!=", builder.and_(mode_, const(b)), const(0))
-
-            def vptr(p, off):
-                return builder.bitcast(builder.gep(p, [off]), vty.as_pointer())
-
-            def splat(x):
-                x = builder.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(i32, 0))
-                return builder.shuffle_vector(x, ir.Constant(vty, ir.Undefined), splat_idx)
 
             def row_off(base, ld, r, v):
                 return builder.add(base, builder.add(builder.mul(const(r), ld), const(v * lanes)))
@@ -136,7 +122,7 @@ def _kernel(MR, NV):
             ends = []
             for fused, blk in zip((True, False), loops):
                 builder.position_at_end(blk)
-                k = builder.phi(i64)
+                k = builder.phi(simd.i64)
                 k.add_incoming(const(0), blk_pick)
                 acc = [builder.phi(vty) for _ in range(n_acc)]
                 brow = builder.add(b_off_, builder.mul(k, ldb_))
@@ -268,19 +254,15 @@ def _tile_transpose(typingctx, S, s_off, lds, T, t_off, ldt):
     sig = types.void(S, s_off, lds, T, t_off, ldt)
 
     def codegen(context, builder, signature, args):
-        i32 = ir.IntType(32)
-        vty, esize, lanes = simd_type(context, signature.args[0].dtype)
+        simd = Simd(context, builder, signature.args[0].dtype)
+        lanes, shuf = simd.lanes, simd.shuffle
         ps, pt = (data_arg(context, builder, signature, args, k) for k in (0, 3))
         s_off_, lds_, t_off_, ldt_ = (int_arg(context, builder, signature, args, k) for k in (1, 2, 4, 5))
 
         def ptr(p, off, ld, r):
-            off = builder.add(off, builder.mul(ir.Constant(ir.IntType(64), r), ld))
-            return builder.bitcast(builder.gep(p, [off]), vty.as_pointer())
+            return simd.ptr(p, builder.add(off, builder.mul(simd.const(r), ld)))
 
-        def shuf(x, y, idx):
-            return builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(i32, lanes), idx))
-
-        rows = [builder.load(ptr(ps, s_off_, lds_, a), align=esize) for a in range(lanes)]
+        rows = [builder.load(ptr(ps, s_off_, lds_, a), align=simd.esize) for a in range(lanes)]
         if lanes == 8:
             t = []
             for a in range(0, 8, 2):
@@ -299,7 +281,7 @@ def _tile_transpose(typingctx, S, s_off, lds, T, t_off, ldt):
             cols = [shuf(t0, t2, [0, 1, 4, 5]), shuf(t1, t3, [0, 1, 4, 5]), shuf(t0, t2, [2, 3, 6, 7]),
                     shuf(t1, t3, [2, 3, 6, 7])]
         for b in range(lanes):
-            builder.store(cols[b], ptr(pt, t_off_, ldt_, b), align=esize)
+            builder.store(cols[b], ptr(pt, t_off_, ldt_, b), align=simd.esize)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -511,6 +511,22 @@ def _refine_open_slopes(wt, bf, sizes, xs, ex, slope, serr, same, nseg):
 
 
 @njit(cache=True)
+def _exact_end_signs(scr, iscr, lo, hi, n_out):
+    """The sign test of a segment whose maps (``scr[0]``, ``scr[1]``) and ends are
+    exact: one fma each decides the sign at an end (see :func:`exact_sign`; the caller
+    checked the ends' range). Writes act0, jb and pend (1: a crossing inside, or a map
+    outside that range) as the sweep's loop without branches does."""
+    for j in range(n_out):
+        sj = scr[0, j]
+        tj = scr[1, j]
+        vlo = fma(sj, lo, tj)
+        vhi = fma(sj, hi, tj)
+        iscr[3, j] = (vlo > 0.0) | (vhi > 0.0)
+        iscr[1, j] = 0
+        iscr[5, j] = ((vlo < 0.0) & (vhi > 0.0)) | ((vlo > 0.0) & (vhi < 0.0)) | ~(_safe(sj) & _safe(tj))
+
+
+@njit(cache=True)
 def sweep(wt, bf, sizes, a, b, ws):
     """The certified layer-by-layer sweep of one packed net, in the buffers ``ws``.
 
@@ -756,7 +772,11 @@ def sweep(wt, bf, sizes, a, b, ws):
                 # inside exactly when they are strictly opposite
                 m = 0
                 amb = False
-                if finite:
+                # pend[j]: 0 where a loop without branches below decided neuron j's
+                # activity (act0), 1 where the full test must decide
+                if finite and g == 0.0 and elo == 0.0 and ehi == 0.0 and _safe(lo) and _safe(hi):
+                    _exact_end_signs(scr, iscr, lo, hi, n_out)
+                elif finite:
                     # the common case first, in a loop without branches (it vectorises):
                     # both ends proved on one side, with the bounds of _end_sign
                     alo = abs(lo)

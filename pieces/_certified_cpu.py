@@ -209,6 +209,17 @@ def _grain(v):
 
 
 @njit(cache=True, inline="always")
+def _grain_or(v, none):
+    """:func:`_grain` of a finite ``v``, computed without branches, or ``none`` where
+    ``v`` is zero."""
+    bits = _float_bits(v)
+    e = (bits >> 52) & 0x7FF
+    mant = (bits & 0xFFFFFFFFFFFFF) | (np.int64(e != 0) << 52)  # the implicit bit
+    g = max(e, 1) - 1075 + trailing_zeros(mant)  # subnormals: mant * 2**-1074
+    return g if v != 0.0 else none
+
+
+@njit(cache=True, inline="always")
 def _bound_terms(a, b, ea, eb, g, exact_in):
     """What one unit of weight on an input neuron with slope ``a`` and intercept ``b``
     (errors ``ea``, ``eb``, unused where its segment is exact) adds to the error bounds
@@ -664,15 +675,13 @@ def sweep(wt, bf, sizes, a, b, ws):
                     MB = 0.0
                     ga = _NOGRAIN
                     gbb = _NOGRAIN
-                    for i in range(n_in):
+                    for i in range(n_in):  # without branches: zeros have no grain
                         ai = A[k, i]
                         bi = B[k, i]
-                        if ai != 0.0:
-                            MA = max(MA, abs(ai))
-                            ga = min(ga, _grain(ai))
-                        if bi != 0.0:
-                            MB = max(MB, abs(bi))
-                            gbb = min(gbb, _grain(bi))
+                        MA = max(MA, abs(ai))
+                        MB = max(MB, abs(bi))
+                        ga = min(ga, _grain_or(ai, _NOGRAIN))
+                        gbb = min(gbb, _grain_or(bi, _NOGRAIN))
                     if not have_grains:
                         gW, gb = _layer_grains(Wt, bias)
                         have_grains = True
@@ -760,7 +769,8 @@ def sweep(wt, bf, sizes, a, b, ws):
                         rounded = (eaj != 0.0) | (ebj != 0.0)
                         n_err += rounded
                         ea[j] = 0.0 if flat else eaj * _INFLATE
-                        eb[j] = (ebj + g * abs(bias[j])) * _INFLATE if rounded else 0.0
+                        bj = abs(bias[j])
+                        eb[j] = (ebj + g * bj) * _INFLATE if rounded else 0.0
                 if last:
                     slope[k] = s[0]
                     intercept[k] = t[0]
@@ -791,7 +801,8 @@ def sweep(wt, bf, sizes, a, b, ws):
                             rounded = (eaj != 0.0) | (ebj != 0.0)
                             n_err += rounded
                             eaj = 0.0 if flat else eaj * _INFLATE
-                            ebj = (ebj + g * abs(bias[j])) * _INFLATE if rounded else 0.0
+                            bj = abs(bias[j])
+                            ebj = (ebj + g * bj) * _INFLATE if rounded else 0.0
                             ea[j] = eaj
                             eb[j] = ebj
                         slo = sj * lo
@@ -878,59 +889,34 @@ def sweep(wt, bf, sizes, a, b, ws):
                     k_stop = k
                     break
                 seg_exact = n_err == 0  # every active child neuron exact: bounds not stored
-                if nb == 0:  # one child, the common case: its rows without branches
-                    nxs[n_new] = lo
-                    nex[n_new] = elo
-                    act = _ZERO
-                    n_on = 0
-                    for j in range(n_out):
-                        n_on += act0[j]
-                    for j in range(n_out):
-                        on = act0[j] == 1
-                        nA[n_new, j] = s[j] if on else 0.0
-                        nB[n_new, j] = t[j] if on else 0.0
-                    if not seg_exact:
-                        for j in range(n_out):
-                            on = act0[j] == 1
-                            nEA[n_new, j] = ea[j] if on else 0.0
-                            nEB[n_new, j] = eb[j] if on else 0.0
-                    if masks:
-                        for j in range(n_out):
-                            act |= np.uint64(act0[j]) << np.uint64(j)
-                    flags = _EXACT if seg_exact else 0
-                    if flat or n_on == 0:  # every slope exactly 0 from here on
-                        flags |= _FLAT
-                    if masks and n_new > 0 and known_aff:
-                        nDIFF[n_new] = _child_diff(nACT[n_new - 1], act, aff, False)
-                        flags |= _KNOWN
-                    nACT[n_new] = act
-                    nF[n_new] = flags
-                    n_new += 1
-                    continue
                 for q in range(nb + 1):
+                    # child q's rows, without branches (loads before the selects: a load in
+                    # one arm of a select becomes a masked load or store, slow on AMD)
                     nxs[n_new] = lo if q == 0 else bx[q - 1]
                     nex[n_new] = elo if q == 0 else be[q - 1]
-                    any_on = False
+                    n_on = 0
                     act = _ZERO
                     for j in range(n_out):
-                        if jb[j] > 0:
-                            active = (up[j] == 1) == (q >= jb[j])
-                        else:
-                            active = act0[j] == 1
-                        if active:
-                            any_on = True
-                            if masks:
-                                act |= _ONE << np.uint64(j)
-                            nA[n_new, j] = s[j]
-                            nB[n_new, j] = t[j]
-                        else:
-                            nA[n_new, j] = 0.0
-                            nB[n_new, j] = 0.0
-                        if not seg_exact:
-                            nEA[n_new, j] = ea[j] if active else 0.0
-                            nEB[n_new, j] = eb[j] if active else 0.0
+                        sj = s[j]
+                        tj = t[j]
+                        jbj = jb[j]  # neuron j switches at boundary jbj (1-based), if any
+                        active = ((jbj > 0) & ((up[j] == 1) == (q >= jbj))) | ((jbj <= 0) & (act0[j] == 1))
+                        n_on += active
+                        act |= np.uint64(active) << np.uint64(j & 63)  # kept only where masks
+                        nA[n_new, j] = sj if active else 0.0
+                        nB[n_new, j] = tj if active else 0.0
+                    if not seg_exact:
+                        for j in range(n_out):
+                            eaj = ea[j]
+                            ebj = eb[j]
+                            jbj = jb[j]
+                            active = ((jbj > 0) & ((up[j] == 1) == (q >= jbj))) | ((jbj <= 0) & (act0[j] == 1))
+                            nEA[n_new, j] = eaj if active else 0.0
+                            nEB[n_new, j] = ebj if active else 0.0
+                    if not masks:
+                        act = _ZERO
                     flags = _EXACT if seg_exact else 0
-                    if flat or not any_on:  # every slope exactly 0 from here on
+                    if flat or n_on == 0:  # every slope exactly 0 from here on
                         flags |= _FLAT
                     if masks and n_new > 0 and (q > 0 or known_aff):
                         nDIFF[n_new] = _child_diff(nACT[n_new - 1], act, aff, q > 0)

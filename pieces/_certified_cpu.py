@@ -797,14 +797,15 @@ def sweep(wt, bf, sizes, a, b, ws):
                         tj = t[j]
                         eaj = ea[j]
                         ebj = eb[j]
-                        if rounding:
-                            rounded = (eaj != 0.0) | (ebj != 0.0)
-                            n_err += rounded
-                            eaj = 0.0 if flat else eaj * _INFLATE
-                            bj = abs(bias[j])
-                            ebj = (ebj + g * bj) * _INFLATE if rounded else 0.0
-                            ea[j] = eaj
-                            eb[j] = ebj
+                        # (selects and stores without a branch: a store under a branch
+                        # becomes a masked store)
+                        bj = abs(bias[j])
+                        rounded = rounding & ((eaj != 0.0) | (ebj != 0.0))
+                        n_err += rounded
+                        eaj = (0.0 if flat else eaj * _INFLATE) if rounding else eaj
+                        ebj = (ebj + g * bj) * _INFLATE if rounded else ebj
+                        ea[j] = eaj
+                        eb[j] = ebj
                         slo = sj * lo
                         shi = sj * hi
                         plo = slo + tj

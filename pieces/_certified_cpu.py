@@ -521,7 +521,7 @@ def _refine_open_slopes(wt, bf, sizes, xs, ex, slope, serr, same, nseg):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _exact_end_signs(scr, iscr, lo, hi, n_out):
     """The sign test of a segment whose maps (``scr[0]``, ``scr[1]``) and ends are
     exact: one fma each decides the sign at an end (see :func:`exact_sign`; the caller

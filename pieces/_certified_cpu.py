@@ -713,12 +713,24 @@ def sweep(wt, bf, sizes, a, b, ws):
                         n_live += (A[k, i] != 0.0) | (B[k, i] != 0.0)
                     sums4(wt, w_off, n_out, live, n_live, Af, k * wrow, Bf, k * wrow, scrf, 4 * ldc, ldc, scrf, 0, ldc,
                           n_out)
+                elif g == 0.0 and n_out < 4:
+                    # exact sums of a narrow layer (constructions), each in a register:
+                    # every input, as terms of inputs that are off add exact zeros
+                    for j in range(n_out):
+                        sj = 0.0
+                        tj = bias[j]
+                        for i in range(n_in):
+                            w = Wt[i, j]
+                            sj += w * A[k, i]
+                            tj += w * B[k, i]
+                        s[j] = sj
+                        t[j] = tj
                 else:
                     for i in range(n_in):
                         if A[k, i] != 0.0 or B[k, i] != 0.0:
                             live[n_live] = i
                             n_live += 1
-                if g == 0.0:
+                if g == 0.0 and n_out >= 4:
                     for q in range(n_live):
                         i = live[q]
                         ai = A[k, i]
@@ -727,7 +739,7 @@ def sweep(wt, bf, sizes, a, b, ws):
                         for j in range(n_out):
                             s[j] += wi[j] * ai
                             t[j] += wi[j] * bi
-                elif not wide:
+                elif g != 0.0 and not wide:
                     # the same sums for narrow layers, two inputs per pass
                     q = 0
                     while q < n_live:

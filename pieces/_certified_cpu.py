@@ -20,12 +20,20 @@ plus its rounding. Where the bounds are zero (dyadic constructions: every term a
 multiple of 2**q and every partial sum below 2**(q + 53), checked per segment from the
 grains of weights and values), decisions are exact: the sign of ``s*x + t`` by one
 fused multiply-add (exact in sign for factors in [2**-450, 2**450]), equality of
-crossings and of slopes by ``==``.
+crossings and of slopes by ``==``. A segment whose sums were proved exact passes to its
+children bounds on their inputs' grains and sizes (the sums' grains are at least
+``gW + ga``, their sizes at most ``Cw * MA``), so a child checks those first and reads
+its own values' grains only where they do not prove its sums exact.
 
-Speed: the four sums of a segment take two input neurons per pass; the end signs are
-first tested in a loop without branches, and only the neurons it leaves open take the
-full test; arrays grow between runs of the segment loop, never inside it (an array
-variable reassigned in a Numba loop costs two atomic reference counts per pass).
+Speed (``benchmarks/bench_count.py`` measures it against the tolerance counter): a
+segment's four sums (slopes, intercepts and their bounds) run in a register-blocked FMA
+kernel over its live inputs (``_segment_sums``; any summation order is covered by the
+bound); the end signs are first tested in a loop without branches, and only the neurons
+it leaves open take the full test; the children's rows are written without branches,
+every load before its select (a branch, or a load in one arm, becomes AVX2's masked
+loads and stores, microcoded on AMD); narrow exact layers (constructions) keep their
+sums in registers. Arrays grow between runs of the segment loop, never inside it (an
+array variable reassigned in a Numba loop costs two atomic reference counts per pass).
 
 Equal slopes of neighbouring segments are also decided by structure, with no bound:
 each segment keeps the set of neurons in which its exact slopes and intercepts may
@@ -84,6 +92,8 @@ _NOGRAIN = 1 << 40
 _FLAT = 1
 _EXACT = 2
 _KNOWN = 4
+#: the segment's rows of error bounds hold bounds on its inputs' grains instead (see sweep)
+_STASH = 8
 #: structural equality is tracked in one 64-bit mask per segment, for layers this wide
 _MASK_BITS = 64
 _ONE = np.uint64(1)
@@ -670,22 +680,35 @@ def sweep(wt, bf, sizes, a, b, ws):
                 # by their grains, is computed with zero error bounds
                 exact_in = (F[k] & _EXACT) != 0
                 g = g0
+                MA = 0.0
+                MB = 0.0
+                ga = _NOGRAIN
+                gbb = _NOGRAIN
                 if exact_in:
-                    MA = 0.0
-                    MB = 0.0
-                    ga = _NOGRAIN
-                    gbb = _NOGRAIN
-                    for i in range(n_in):  # without branches: zeros have no grain
-                        ai = A[k, i]
-                        bi = B[k, i]
-                        MA = max(MA, abs(ai))
-                        MB = max(MB, abs(bi))
-                        ga = min(ga, _grain_or(ai, _NOGRAIN))
-                        gbb = min(gbb, _grain_or(bi, _NOGRAIN))
                     if not have_grains:
                         gW, gb = _layer_grains(Wt, bias)
                         have_grains = True
-                    if _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB):
+                    certified = False
+                    if (F[k] & _STASH) != 0:  # the parent's bounds on these inputs' grains
+                        MA = EA[k, 0]
+                        ga = np.int64(EA[k, 1])
+                        MB = EB[k, 0]
+                        gbb = np.int64(EB[k, 1])
+                        certified = _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB)
+                    if not certified:  # the inputs' own grains and sizes
+                        MA = 0.0
+                        MB = 0.0
+                        ga = _NOGRAIN
+                        gbb = _NOGRAIN
+                        for i in range(n_in):  # without branches: zeros have no grain
+                            ai = A[k, i]
+                            bi = B[k, i]
+                            MA = max(MA, abs(ai))
+                            MB = max(MB, abs(bi))
+                            ga = min(ga, _grain_or(ai, _NOGRAIN))
+                            gbb = min(gbb, _grain_or(bi, _NOGRAIN))
+                        certified = _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB)
+                    if certified:
                         g = 0.0
                 for j in range(n_out):
                     s[j] = 0.0
@@ -902,6 +925,15 @@ def sweep(wt, bf, sizes, a, b, ws):
                     k_stop = k
                     break
                 seg_exact = n_err == 0  # every active child neuron exact: bounds not stored
+                # Where the sums were proved exact by grains, the children's inputs (these
+                # sums) have grains and sizes bounded by the same quantities; the bounds
+                # are stashed in the rows of error bounds, unused by exact segments, so
+                # that the children can skip their own grains (_STASH).
+                stash = g == 0.0 and wrow >= 2
+                MA2 = Cw * MA * _INFLATE
+                ga2 = gW + ga if MA > 0.0 else _NOGRAIN
+                MB2 = (Cw * MB + bmax) * _INFLATE
+                gbb2 = min(gb, gW + gbb)
                 for q in range(nb + 1):
                     # child q's rows, without branches (loads before the selects: a load in
                     # one arm of a select becomes a masked load or store, slow on AMD)
@@ -929,6 +961,12 @@ def sweep(wt, bf, sizes, a, b, ws):
                     if not masks:
                         act = _ZERO
                     flags = _EXACT if seg_exact else 0
+                    if stash:
+                        nEA[n_new, 0] = MA2
+                        nEA[n_new, 1] = ga2
+                        nEB[n_new, 0] = MB2
+                        nEB[n_new, 1] = gbb2
+                        flags |= _STASH
                     if flat or n_on == 0:  # every slope exactly 0 from here on
                         flags |= _FLAT
                     if masks and n_new > 0 and (q > 0 or known_aff):

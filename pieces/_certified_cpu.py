@@ -578,6 +578,8 @@ def sweep(wt, bf, sizes, a, b, ws):
     be = scr[7]
     ldc = scr.shape[1]
     scrf = scr.reshape(scr.size)  # rows s, t, ea, eb, then the inputs' terms of sums4
+    qa_ = scr[4]  # the inputs' bound terms (sums4), in the rows of cx and ce before those
+    qb_ = scr[5]
     cj = iscr[0]
     jb = iscr[1]
     up = iscr[2]
@@ -722,15 +724,14 @@ def sweep(wt, bf, sizes, a, b, ws):
                     # sum, and the inputs' own errors pass through |W|: four sums,
                     # register-blocked (_segment_sums). Their terms are listed here
                     # without branches: every input is written, the live ones kept.
-                    Q = scrf[4 * ldc : 6 * ldc]
                     if exact_in:
                         for i in range(n_in):
-                            Q[i] = g * (abs(A[k, i]) + _TINY)
-                            Q[ldc + i] = g * (abs(B[k, i]) + _TINY)
+                            qa_[i] = g * (abs(A[k, i]) + _TINY)
+                            qb_[i] = g * (abs(B[k, i]) + _TINY)
                     else:
                         for i in range(n_in):
-                            Q[i] = g * (abs(A[k, i]) + _TINY) + EA[k, i]
-                            Q[ldc + i] = g * (abs(B[k, i]) + _TINY) + EB[k, i]
+                            qa_[i] = g * (abs(A[k, i]) + _TINY) + EA[k, i]
+                            qb_[i] = g * (abs(B[k, i]) + _TINY) + EB[k, i]
                     for i in range(n_in):
                         live[n_live] = i
                         n_live += (A[k, i] != 0.0) | (B[k, i] != 0.0)

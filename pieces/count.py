@@ -36,12 +36,13 @@ What each method guarantees:
   not overlap, so the two runs take the same branches and return the same partition.
   Bounds grow with depth (about ``sum|W||a| / |sum W a|`` per layer, ~1e-3 relative
   at width 64 and depth 16): He nets of that size on [-3, 3] need a few local
-  recomputations each (about 1.8x the tolerance counter's time, where a whole
+  recomputations each (about 1.4-1.5x the tolerance counter's time, where a whole
   double-double sweep took 8x). On weights that are not finite every method raises.
 - ``"tolerance"`` is the float64 sweep with tolerances that "exact" replaced:
   crossings closer than ``config.MERGE_RTOL`` (relative to the interval) are merged and
   slopes equal to ``config.SLOPE_RTOL`` are one piece. It is faster (the exact counter
-  costs about 1.4-2.5x its time), but it is wrong on wide intervals,
+  costs about 1.1-1.4x its time on generic nets, 1.5-2.3x on sawtooth(20): see
+  ``benchmarks/bench_count.py``), but it is wrong on wide intervals,
   with tiny biases and on near-degenerate nets (tests/test_certified.py measures it).
 - ``"rational"`` is the same algorithm in exact rational arithmetic: slow, the oracle.
 - ``"grid"`` is a sampling estimate, as other tools count.

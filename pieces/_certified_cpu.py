@@ -208,20 +208,9 @@ def sign_beyond(v, bound):
 
 
 @njit(cache=True, inline="always")
-def _grain(v):
-    """log2 of the lowest set bit of the nonzero finite float ``v``."""
-    bits = _float_bits(v)
-    e = (bits >> 52) & 0x7FF
-    mant = bits & 0xFFFFFFFFFFFFF
-    if e == 0:  # subnormal: mant * 2**-1074
-        return -1074 + trailing_zeros(mant)
-    return e - 1075 + trailing_zeros(mant | 0x10000000000000)
-
-
-@njit(cache=True, inline="always")
-def _grain_or(v, none):
-    """:func:`_grain` of a finite ``v``, computed without branches, or ``none`` where
-    ``v`` is zero."""
+def _grain(v, none):
+    """log2 of the lowest set bit of the finite float ``v``, or ``none`` where ``v`` is
+    zero; without branches (it runs in the sweep's loops)."""
     bits = _float_bits(v)
     e = (bits >> 52) & 0x7FF
     mant = (bits & 0xFFFFFFFFFFFFF) | (np.int64(e != 0) << 52)  # the implicit bit
@@ -240,6 +229,16 @@ def _bound_terms(a, b, ea, eb, g, exact_in):
         qa += ea
         qb += eb
     return qa, qb
+
+
+@njit(cache=True, inline="always")
+def _inflated(ea, eb, bias, g, flat):
+    """``(ea, eb, rounded)``: the bounds of a neuron's slope and intercept sums once
+    those are done. A sum with some term not zero (``rounded``) was rounded: its bounds
+    get the bias's share and the inflation that covers the bounds' own rounding; a flat
+    segment's slopes are exactly 0. Without branches (it runs in vectorised loops)."""
+    rounded = (ea != 0.0) | (eb != 0.0)
+    return 0.0 if flat else ea * _INFLATE, (eb + g * abs(bias)) * _INFLATE if rounded else 0.0, rounded
 
 
 @njit(cache=True, inline="always")
@@ -334,16 +333,10 @@ def _layer_grains(W, bias):
     gW = _NOGRAIN
     for i in range(W.shape[0]):
         for j in range(W.shape[1]):
-            if W[i, j] != 0.0:
-                g = _grain(W[i, j])
-                if g < gW:
-                    gW = g
+            gW = min(gW, _grain(W[i, j], _NOGRAIN))
     gb = _NOGRAIN
     for j in range(bias.size):
-        if bias[j] != 0.0:
-            g = _grain(bias[j])
-            if g < gb:
-                gb = g
+        gb = min(gb, _grain(bias[j], _NOGRAIN))
     return gW, gb
 
 
@@ -532,19 +525,19 @@ def _refine_open_slopes(wt, bf, sizes, xs, ex, slope, serr, same, nseg):
 
 
 @njit(cache=True, inline="always")
-def _exact_end_signs(scr, iscr, lo, hi, n_out):
-    """The sign test of a segment whose maps (``scr[0]``, ``scr[1]``) and ends are
-    exact: one fma each decides the sign at an end (see :func:`exact_sign`; the caller
-    checked the ends' range). Writes act0, jb and pend (1: a crossing inside, or a map
-    outside that range) as the sweep's loop without branches does."""
+def _exact_end_signs(s, t, lo, hi, act0, jb, pend, n_out):
+    """The sign test of a segment whose maps (slopes ``s``, intercepts ``t``) and ends
+    are exact: one fma each decides the sign at an end (see :func:`exact_sign`; the
+    caller checked the ends' range). Writes ``act0``, ``jb`` and ``pend`` (1: a crossing
+    inside, or a map outside that range) as the sweep's loop without branches does."""
     for j in range(n_out):
-        sj = scr[0, j]
-        tj = scr[1, j]
+        sj = s[j]
+        tj = t[j]
         vlo = fma(sj, lo, tj)
         vhi = fma(sj, hi, tj)
-        iscr[3, j] = (vlo > 0.0) | (vhi > 0.0)
-        iscr[1, j] = 0
-        iscr[5, j] = ((vlo < 0.0) & (vhi > 0.0)) | ((vlo > 0.0) & (vhi < 0.0)) | ~(_safe(sj) & _safe(tj))
+        act0[j] = (vlo > 0.0) | (vhi > 0.0)
+        jb[j] = 0
+        pend[j] = ((vlo < 0.0) & (vhi > 0.0)) | ((vlo > 0.0) & (vhi < 0.0)) | ~(_safe(sj) & _safe(tj))
 
 
 @njit(cache=True)
@@ -707,8 +700,8 @@ def sweep(wt, bf, sizes, a, b, ws):
                             bi = B[k, i]
                             MA = max(MA, abs(ai))
                             MB = max(MB, abs(bi))
-                            ga = min(ga, _grain_or(ai, _NOGRAIN))
-                            gbb = min(gbb, _grain_or(bi, _NOGRAIN))
+                            ga = min(ga, _grain(ai, _NOGRAIN))
+                            gbb = min(gbb, _grain(bi, _NOGRAIN))
                         certified = _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB)
                     if certified:
                         g = 0.0
@@ -724,14 +717,8 @@ def sweep(wt, bf, sizes, a, b, ws):
                     # sum, and the inputs' own errors pass through |W|: four sums,
                     # register-blocked (_segment_sums). Their terms are listed here
                     # without branches: every input is written, the live ones kept.
-                    if exact_in:
-                        for i in range(n_in):
-                            qa_[i] = g * (abs(A[k, i]) + _TINY)
-                            qb_[i] = g * (abs(B[k, i]) + _TINY)
-                    else:
-                        for i in range(n_in):
-                            qa_[i] = g * (abs(A[k, i]) + _TINY) + EA[k, i]
-                            qb_[i] = g * (abs(B[k, i]) + _TINY) + EB[k, i]
+                    for i in range(n_in):
+                        qa_[i], qb_[i] = _bound_terms(A[k, i], B[k, i], EA[k, i], EB[k, i], g, exact_in)
                     for i in range(n_in):
                         live[n_live] = i
                         n_live += (A[k, i] != 0.0) | (B[k, i] != 0.0)
@@ -754,59 +741,52 @@ def sweep(wt, bf, sizes, a, b, ws):
                         if A[k, i] != 0.0 or B[k, i] != 0.0:
                             live[n_live] = i
                             n_live += 1
-                if g == 0.0 and n_out >= 4:
-                    for q in range(n_live):
-                        i = live[q]
-                        ai = A[k, i]
-                        bi = B[k, i]
-                        wi = Wt[i]
-                        for j in range(n_out):
-                            s[j] += wi[j] * ai
-                            t[j] += wi[j] * bi
-                elif g != 0.0 and not wide:
-                    # the same sums for narrow layers, two inputs per pass
-                    q = 0
-                    while q < n_live:
-                        i0 = live[q]
-                        i1 = live[q + 1] if q + 1 < n_live else i0
-                        a0 = A[k, i0]
-                        b0 = B[k, i0]
-                        qa0, qb0 = _bound_terms(a0, b0, EA[k, i0], EB[k, i0], g, exact_in)
-                        if q + 1 < n_live:
-                            a1 = A[k, i1]
-                            b1 = B[k, i1]
-                            qa1, qb1 = _bound_terms(a1, b1, EA[k, i1], EB[k, i1], g, exact_in)
-                        else:  # an odd one out: its twin adds exact zeros
-                            a1 = 0.0
-                            b1 = 0.0
-                            qa1 = 0.0
-                            qb1 = 0.0
-                        w0 = Wt[i0]
-                        w1 = Wt[i1]
-                        for j in range(n_out):
-                            x0 = w0[j]
-                            x1 = w1[j]
-                            y0 = abs(x0)
-                            y1 = abs(x1)
-                            s[j] += x0 * a0 + x1 * a1
-                            t[j] += x0 * b0 + x1 * b1
-                            ea[j] += y0 * qa0 + y1 * qa1
-                            eb[j] += y0 * qb0 + y1 * qb1
-                        q += 2
-                # Sums with some term not zero were rounded: their bounds get the bias's
-                # share and the inflation that covers the bounds' own rounding. Done in
-                # the sign test's loop where that runs.
+                    if g == 0.0:  # exact sums of a wide layer
+                        for q in range(n_live):
+                            i = live[q]
+                            ai = A[k, i]
+                            bi = B[k, i]
+                            wi = Wt[i]
+                            for j in range(n_out):
+                                s[j] += wi[j] * ai
+                                t[j] += wi[j] * bi
+                    else:  # the four sums of a narrow layer, two inputs per pass
+                        q = 0
+                        while q < n_live:
+                            i0 = live[q]
+                            i1 = live[q + 1] if q + 1 < n_live else i0
+                            a0 = A[k, i0]
+                            b0 = B[k, i0]
+                            qa0, qb0 = _bound_terms(a0, b0, EA[k, i0], EB[k, i0], g, exact_in)
+                            if q + 1 < n_live:
+                                a1 = A[k, i1]
+                                b1 = B[k, i1]
+                                qa1, qb1 = _bound_terms(a1, b1, EA[k, i1], EB[k, i1], g, exact_in)
+                            else:  # an odd one out: its twin adds exact zeros
+                                a1 = 0.0
+                                b1 = 0.0
+                                qa1 = 0.0
+                                qb1 = 0.0
+                            w0 = Wt[i0]
+                            w1 = Wt[i1]
+                            for j in range(n_out):
+                                x0 = w0[j]
+                                x1 = w1[j]
+                                y0 = abs(x0)
+                                y1 = abs(x1)
+                                s[j] += x0 * a0 + x1 * a1
+                                t[j] += x0 * b0 + x1 * b1
+                                ea[j] += y0 * qa0 + y1 * qa1
+                                eb[j] += y0 * qb0 + y1 * qb1
+                            q += 2
+                # the bounds of rounded sums (_inflated), in the sign test's loop where
+                # that runs
                 n_err = 0
                 finite = not (math.isinf(lo) or math.isinf(hi))
                 if g != 0.0 and (last or not finite):
                     for j in range(n_out):  # without branches: it vectorises
-                        eaj = ea[j]
-                        ebj = eb[j]
-                        rounded = (eaj != 0.0) | (ebj != 0.0)
+                        ea[j], eb[j], rounded = _inflated(ea[j], eb[j], bias[j], g, flat)
                         n_err += rounded
-                        ea[j] = 0.0 if flat else eaj * _INFLATE
-                        bj = abs(bias[j])
-                        eb[j] = (ebj + g * bj) * _INFLATE if rounded else 0.0
                 if last:
                     slope[k] = s[0]
                     intercept[k] = t[0]
@@ -821,7 +801,7 @@ def sweep(wt, bf, sizes, a, b, ws):
                 # pend[j]: 0 where a loop without branches below decided neuron j's
                 # activity (act0), 1 where the full test must decide
                 if finite and g == 0.0 and elo == 0.0 and ehi == 0.0 and _safe(lo) and _safe(hi):
-                    _exact_end_signs(scr, iscr, lo, hi, n_out)
+                    _exact_end_signs(s, t, lo, hi, act0, jb, pend, n_out)
                 elif finite:
                     # the common case first, in a loop without branches (it vectorises):
                     # both ends proved on one side, with the bounds of _end_sign
@@ -834,12 +814,11 @@ def sweep(wt, bf, sizes, a, b, ws):
                         eaj = ea[j]
                         ebj = eb[j]
                         # (selects and stores without a branch: a store under a branch
-                        # becomes a masked store)
-                        bj = abs(bias[j])
-                        rounded = rounding & ((eaj != 0.0) | (ebj != 0.0))
-                        n_err += rounded
-                        eaj = (0.0 if flat else eaj * _INFLATE) if rounding else eaj
-                        ebj = (ebj + g * bj) * _INFLATE if rounded else ebj
+                        # becomes a masked store; without rounding both bounds are 0)
+                        ia, ib, rounded = _inflated(eaj, ebj, bias[j], g, flat)
+                        n_err += rounding & rounded
+                        eaj = ia if rounding else eaj
+                        ebj = ib if rounding else ebj
                         ea[j] = eaj
                         eb[j] = ebj
                         slo = sj * lo
@@ -947,6 +926,7 @@ def sweep(wt, bf, sizes, a, b, ws):
                         tj = t[j]
                         jbj = jb[j]  # neuron j switches at boundary jbj (1-based), if any
                         active = ((jbj > 0) & ((up[j] == 1) == (q >= jbj))) | ((jbj <= 0) & (act0[j] == 1))
+                        pend[j] = active  # free again: the bounds' loop below reads it
                         n_on += active
                         act |= np.uint64(active) << np.uint64(j & 63)  # kept only where masks
                         nA[n_new, j] = sj if active else 0.0
@@ -955,8 +935,7 @@ def sweep(wt, bf, sizes, a, b, ws):
                         for j in range(n_out):
                             eaj = ea[j]
                             ebj = eb[j]
-                            jbj = jb[j]
-                            active = ((jbj > 0) & ((up[j] == 1) == (q >= jbj))) | ((jbj <= 0) & (act0[j] == 1))
+                            active = pend[j] == 1
                             nEA[n_new, j] = eaj if active else 0.0
                             nEB[n_new, j] = ebj if active else 0.0
                     if not masks:

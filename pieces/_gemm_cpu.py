@@ -31,7 +31,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ._llvm import VBYTES, Simd, data_arg, fma, int_arg
+from ._llvm import VBYTES, Simd, fma
 
 __all__ = ["gemm", "transpose", "FUSED", "INIT_ZERO", "INIT_ROW", "RELU", "MASK"]
 
@@ -58,20 +58,13 @@ def _kernel(MR, NV):
         sig = types.void(A, a_off, sam, sak, B, b_off, ldb, C, c_off, ldc, K, V, v_off, ldv, mode)
 
         def codegen(context, builder, signature, args):
-            simd = Simd(context, builder, signature.args[0].dtype)
+            simd = Simd(context, builder, signature, args)
             const, vptr, splat, vfma = simd.const, simd.ptr, simd.splat, simd.fma
             vty, esize, lanes = simd.vty, simd.esize, simd.lanes
             elem = vty.element
-
-            def integer(k):
-                return int_arg(context, builder, signature, args, k)
-
-            def data(k):
-                return data_arg(context, builder, signature, args, k)
-
-            pa, pb, pc, pv = data(0), data(4), data(7), data(11)
-            a_off_, sam_, sak_, b_off_, ldb_, c_off_, ldc_, K_, v_off_, ldv_, mode_ = (
-                integer(k) for k in (1, 2, 3, 5, 6, 8, 9, 10, 12, 13, 14))
+            pa, pb, pc, pv = simd.arrays(0, 4, 7, 11)
+            a_off_, sam_, sak_, b_off_, ldb_, c_off_, ldc_, K_, v_off_, ldv_, mode_ = simd.ints(
+                1, 2, 3, 5, 6, 8, 9, 10, 12, 13, 14)
             zero_v = ir.Constant(vty, [ir.Constant(elem, 0.0)] * lanes)
 
             def bit(b):
@@ -126,7 +119,7 @@ def _kernel(MR, NV):
                 k.add_incoming(const(0), blk_pick)
                 acc = [builder.phi(vty) for _ in range(n_acc)]
                 brow = builder.add(b_off_, builder.mul(k, ldb_))
-                b = [builder.load(vptr(pb, builder.add(brow, const(v * lanes))), align=esize) for v in range(NV)]
+                b = [simd.load(pb, builder.add(brow, const(v * lanes))) for v in range(NV)]
                 acol = builder.add(a_off_, builder.mul(k, sak_))
                 new = []
                 for r in range(MR):
@@ -162,7 +155,7 @@ def _kernel(MR, NV):
             masked = []
             for r in range(MR):
                 for v in range(NV):
-                    m = builder.load(vptr(pv, row_off(v_off_, ldv_, r, v)), align=esize)
+                    m = simd.load(pv, row_off(v_off_, ldv_, r, v))
                     masked.append(builder.select(builder.fcmp_ordered(">", m, zero_v), out[r * NV + v], zero_v))
             builder.branch(blk_store)
             builder.position_at_end(blk_store)
@@ -254,15 +247,15 @@ def _tile_transpose(typingctx, S, s_off, lds, T, t_off, ldt):
     sig = types.void(S, s_off, lds, T, t_off, ldt)
 
     def codegen(context, builder, signature, args):
-        simd = Simd(context, builder, signature.args[0].dtype)
+        simd = Simd(context, builder, signature, args)
         lanes, shuf = simd.lanes, simd.shuffle
-        ps, pt = (data_arg(context, builder, signature, args, k) for k in (0, 3))
-        s_off_, lds_, t_off_, ldt_ = (int_arg(context, builder, signature, args, k) for k in (1, 2, 4, 5))
+        ps, pt = simd.arrays(0, 3)
+        s_off_, lds_, t_off_, ldt_ = simd.ints(1, 2, 4, 5)
 
-        def ptr(p, off, ld, r):
-            return simd.ptr(p, builder.add(off, builder.mul(simd.const(r), ld)))
+        def row(off, ld, r):
+            return builder.add(off, builder.mul(simd.const(r), ld))
 
-        rows = [builder.load(ptr(ps, s_off_, lds_, a), align=simd.esize) for a in range(lanes)]
+        rows = [simd.load(ps, row(s_off_, lds_, a)) for a in range(lanes)]
         if lanes == 8:
             t = []
             for a in range(0, 8, 2):
@@ -281,7 +274,7 @@ def _tile_transpose(typingctx, S, s_off, lds, T, t_off, ldt):
             cols = [shuf(t0, t2, [0, 1, 4, 5]), shuf(t1, t3, [0, 1, 4, 5]), shuf(t0, t2, [2, 3, 6, 7]),
                     shuf(t1, t3, [2, 3, 6, 7])]
         for b in range(lanes):
-            builder.store(cols[b], ptr(pt, t_off_, ldt_, b), align=simd.esize)
+            builder.store(cols[b], simd.ptr(pt, row(t_off_, ldt_, b)), align=simd.esize)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -1,6 +1,6 @@
-"""LLVM pieces shared by the Numba CPU kernels: the fused multiply-add, the argument
-handling of intrinsics that work on flat arrays through SIMD vectors, and those
-intrinsics' vector vocabulary (:class:`Simd`).
+"""LLVM pieces shared by the Numba CPU kernels: the fused multiply-add, and the
+vocabulary of intrinsics that work on flat arrays through SIMD vectors (:class:`Simd`:
+their arguments, vector pointers, loads, broadcasts, shuffles and FMAs).
 
 Example
 -------
@@ -14,7 +14,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["fma", "int_arg", "data_arg", "simd_type", "Simd", "VBYTES"]
+__all__ = ["fma", "Simd", "VBYTES"]
 
 #: bytes of one SIMD vector (AVX2: 8 float32 or 4 float64 lanes)
 VBYTES = 32
@@ -34,37 +34,34 @@ def fma(typingctx, a, b, c):
     return sig, codegen
 
 
-def int_arg(context, builder, signature, args, k):
-    """Argument ``k`` of an intrinsic as an LLVM int64."""
-    return context.cast(builder, args[k], signature.args[k], types.int64)
-
-
-def data_arg(context, builder, signature, args, k):
-    """The data pointer of array argument ``k`` of an intrinsic."""
-    return context.make_array(signature.args[k])(context, builder, args[k]).data
-
-
-def simd_type(context, dtype):
-    """``(vector type, element bytes, lanes)`` of one ``VBYTES`` vector of ``dtype``."""
-    esize = dtype.bitwidth // 8
-    lanes = VBYTES // esize
-    return ir.VectorType(context.get_value_type(dtype), lanes), esize, lanes
-
-
 class Simd:
-    """The SIMD vocabulary of one intrinsic's codegen: ``VBYTES`` vectors of ``dtype``.
+    """The SIMD vocabulary of one intrinsic's codegen: its arguments, and ``VBYTES``
+    vectors of the dtype of its first argument (an array).
 
-    Attributes ``vty``, ``esize`` and ``lanes`` are :func:`simd_type`'s; ``fma`` is the
-    declared vector ``llvm.fma``. Offsets are LLVM int64 values, in elements.
+    Attributes ``vty`` (the vector type), ``esize`` (element bytes) and ``lanes``;
+    ``fma`` is the declared vector ``llvm.fma``. Offsets are LLVM int64 values, in
+    elements.
     """
 
-    def __init__(self, context, builder, dtype):
-        self.builder = builder
-        self.vty, self.esize, self.lanes = simd_type(context, dtype)
+    def __init__(self, context, builder, signature, args):
+        self.context, self.builder, self.signature, self.args = context, builder, signature, args
+        dtype = signature.args[0].dtype
+        self.esize = dtype.bitwidth // 8
+        self.lanes = VBYTES // self.esize
+        self.vty = ir.VectorType(context.get_value_type(dtype), self.lanes)
         self.i32 = ir.IntType(32)
         self.i64 = ir.IntType(64)
         self.fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(self.vty, [self.vty] * 3),
                                                   f"llvm.fma.v{self.lanes}f{self.esize * 8}")
+
+    def arrays(self, *ks):
+        """The data pointers of array arguments ``ks``."""
+        return [self.context.make_array(self.signature.args[k])(self.context, self.builder, self.args[k]).data
+                for k in ks]
+
+    def ints(self, *ks):
+        """Integer arguments ``ks``, as LLVM int64 values."""
+        return [self.context.cast(self.builder, self.args[k], self.signature.args[k], types.int64) for k in ks]
 
     def const(self, v):
         """``v`` as an LLVM int64 constant."""

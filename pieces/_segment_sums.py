@@ -34,7 +34,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ._llvm import Simd, data_arg, fma, int_arg
+from ._llvm import Simd, fma
 
 __all__ = ["sums4"]
 
@@ -48,14 +48,13 @@ def _block(NV):
         sig = types.void(W, w_off, ldw, live, n_live, A, a_off, B, b_off, Q, q_off, ldq, C, c_off, ldc)
 
         def codegen(context, builder, signature, args):
-            simd = Simd(context, builder, signature.args[0].dtype)
+            simd = Simd(context, builder, signature, args)
             const, vptr, splat, vfma = simd.const, simd.ptr, simd.splat, simd.fma
             vty, esize, lanes = simd.vty, simd.esize, simd.lanes
             ivty = ir.VectorType(simd.i64, lanes)
             abs_mask = ir.Constant(ivty, [ir.Constant(simd.i64, (1 << 63) - 1)] * lanes)
-            pw, pl, pa, pb, pq, pc = (data_arg(context, builder, signature, args, k) for k in (0, 3, 5, 7, 9, 12))
-            w_off_, ldw_, n_live_, a_off_, b_off_, q_off_, ldq_, c_off_, ldc_ = (
-                int_arg(context, builder, signature, args, k) for k in (1, 2, 4, 6, 8, 10, 11, 13, 14))
+            pw, pl, pa, pb, pq, pc = simd.arrays(0, 3, 5, 7, 9, 12)
+            w_off_, ldw_, n_live_, a_off_, b_off_, q_off_, ldq_, c_off_, ldc_ = simd.ints(1, 2, 4, 6, 8, 10, 11, 13, 14)
 
             cptr = [[vptr(pc, builder.add(c_off_, builder.add(builder.mul(const(r), ldc_), const(v * lanes))))
                      for v in range(NV)] for r in range(4)]
@@ -75,7 +74,7 @@ def _block(NV):
             row = builder.add(w_off_, builder.mul(i, ldw_))
             new = [None] * (4 * NV)
             for v in range(NV):
-                w = builder.load(vptr(pw, builder.add(row, const(v * lanes))), align=esize)
+                w = simd.load(pw, builder.add(row, const(v * lanes)))
                 wa = builder.bitcast(builder.and_(builder.bitcast(w, ivty), abs_mask), vty)
                 for r, factor in enumerate((w, w, wa, wa)):
                     new[r * NV + v] = builder.call(vfma, [factor, x[r], acc[r * NV + v]])

@@ -320,7 +320,7 @@ def test_exact_sign_on_near_cancellations(m, e, n):
 
 @njit
 def _grain_of(v):
-    return _certified_cpu._grain(v)
+    return _certified_cpu._grain(v, 99999)
 
 
 @settings(max_examples=300)
@@ -331,6 +331,10 @@ def test_grain_is_the_lowest_set_bit(v):
     f = Fraction(abs(v))
     num = f.numerator
     assert grain(v) == (num & -num).bit_length() - 1 - (f.denominator.bit_length() - 1)
+
+
+def test_grain_of_zero_is_the_given_value():
+    assert _grain_of(0.0) == 99999 and _grain_of(-0.0) == 99999
 
 
 def test_kept_workspace_counts_like_a_fresh_one():

@@ -336,7 +336,9 @@ epoch_permutation = njit(cache=True, error_model="numpy")(epoch_permutation_py)
 
 
 @njit(cache=True, error_model="numpy")
-def _run(theta, m, v, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seed, rs):
+def _run(theta, m, v, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seed, rs, cnt):
+    # cnt (2, P): per parameter, the updates attempted (a non-zero direction: the
+    # gradient for GD/SGD, Adam's first moment) and those absorbed (rounded to no change)
     N = X.size
     nb = N if (batch <= 0 or batch >= N) else batch
     H, r, G, D, E, Dt = _workspace(theta, sizes, nb)
@@ -382,10 +384,16 @@ def _run(theta, m, v, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seed,
                 step = mul(rate, div(mh, den, rs), rs)
                 new[k] = rnd(theta[k] - step, rs)
                 ok = ok and np.isfinite(new[k])
+                tried = mk != 0
+                cnt[0, k] += tried
+                cnt[1, k] += tried and new[k] == theta[k]
         else:
             for k in range(theta.size):
                 new[k] = rnd(theta[k] - mul(rate, G[k], rs), rs)
                 ok = ok and np.isfinite(new[k])
+                tried = G[k] != 0
+                cnt[0, k] += tried
+                cnt[1, k] += tried and new[k] == theta[k]
         if not ok:
             return s - step0, loss, True
         theta[:] = new
@@ -394,7 +402,7 @@ def _run(theta, m, v, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seed,
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _run_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active,
-               rs):
+               rs, counts):
     n = thetas.shape[0]
     done = np.zeros(n, np.int64)
     losses = np.zeros(n, np.float64)
@@ -403,28 +411,35 @@ def _run_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, bat
         if not active[i]:
             continue
         d, loss, div = _run(thetas[i], ms[i], vs[i], sizes, X, Y, lr, bc, hp, opt, step0, n_steps,
-                            batch, seeds[i], rs)
+                            batch, seeds[i], rs, counts[i])
         done[i] = d
         losses[i] = loss
         diverged[i] = div
     return done, losses, diverged
 
 
-def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active, rounding):
+def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active, rounding,
+                    counts=None):
     """Run ``n_steps`` updates in place from global step ``step0`` for the rows of
     ``thetas`` (one architecture), one net per thread; ``train`` is a batch of one.
+
+    ``counts`` (``(n, 2, P)`` int64, optional) accumulates per parameter the updates
+    attempted (a non-zero direction: the gradient, or Adam's first moment) and those
+    absorbed (``theta - step`` rounded back to ``theta`` in the format).
 
     Returns ``(steps_done, last_loss, diverged)`` per net; on divergence a row keeps
     its last finite parameters (the failing step is not applied).
     """
+    if counts is None:
+        counts = np.zeros((thetas.shape[0], 2, thetas.shape[1]), np.int64)
     narrow = float32_rounding(rounding)
     if narrow is not None:  # p9..p11: in float32, the same bits (values convert exactly)
         f32 = np.float32
         arrays = [a.astype(f32) for a in (thetas, ms, vs)]
         out = _run_batch(*arrays, sizes, X.astype(f32), Y.astype(f32), lr.astype(f32), bc.astype(f32),
-                         hp.astype(f32), opt, step0, n_steps, batch, seeds, active, narrow)
+                         hp.astype(f32), opt, step0, n_steps, batch, seeds, active, narrow, counts)
         for full, narrow_copy in zip((thetas, ms, vs), arrays):
             full[:] = narrow_copy
         return out
     return _run_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds,
-                      active, kernel_rounding(rounding, finite_inputs=True))
+                      active, kernel_rounding(rounding, finite_inputs=True), counts)

@@ -178,7 +178,7 @@ def _build_train_kernel(dtype, shared, tiles):
     @cuda.jit
     def kernel(thetas, ms, vs, news, sizes, w_off, b_off, h_off, X, Y, lr, bc, hp, opt, step0,
                n_steps, seeds, active, rs, nbf, Hs, Rs, Gs, Ds, Es, Dts, perms, xbs, ybs, lossw,
-               bad, done, losses, diverged, first):
+               bad, done, losses, diverged, counts, first):
         r = cuda.blockIdx.x
         i = first + r
         tid = cuda.threadIdx.x
@@ -279,9 +279,15 @@ def _build_train_kernel(dtype, shared, tiles):
                     den = rnd(rnd(zero + math.sqrt(vh), rs) + eps, rs)
                     step = rnd(rate * rnd(mh / den, rs), rs)
                     nk = rnd(th[k] - step, rs)
+                    tried = mk != zero
                 else:
                     nk = rnd(th[k] - rnd(rate * g, rs), rs)
+                    tried = g != zero
                 new[k] = nk
+                if tried:  # this thread owns parameter k: no race
+                    counts[i, 0, k] += 1
+                    if nk == th[k]:
+                        counts[i, 1, k] += 1
                 if not math.isfinite(nk):
                     bad[r] = 1
             cuda.syncthreads()
@@ -367,10 +373,12 @@ def _native_half(rounding, nb):
             and nb <= _FP16_EXACT_INT)
 
 
-def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active, rounding):
+def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active, rounding,
+                    counts=None):
     """The twin of :func:`pieces._train_cpu.run_steps_batch`, one thread block per net.
 
-    Updates ``thetas``, ``ms`` and ``vs`` in place (through the device and back) and
+    Updates ``thetas``, ``ms`` and ``vs`` (and the attempted / absorbed update
+    ``counts``, ``(n, 2, P)``) in place (through the device and back) and
     returns ``(steps_done, last_loss, diverged)`` per net. With
     ``config.CUDA_NATIVE_HALF``, fp16 runs in the GPU's half arithmetic instead of the
     exact emulation (every value is already an fp16 number, so the arrays convert
@@ -378,16 +386,19 @@ def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps
     """
     N = X.size
     nb = N if (batch <= 0 or batch >= N) else int(batch)
+    if counts is None:
+        counts = np.zeros((thetas.shape[0], 2, thetas.shape[1]), np.int64)
     if _native_half(rounding, nb):
         half = [np.asarray(a, np.float16) for a in (thetas, ms, vs, X, Y, lr, bc, hp)]
-        out = _run_steps(*half[:3], sizes, *half[3:], opt, step0, n_steps, nb, seeds, active, ())
+        out = _run_steps(*half[:3], sizes, *half[3:], opt, step0, n_steps, nb, seeds, active, (), counts)
         for dst, src in zip((thetas, ms, vs), half[:3]):
             dst[...] = src
         return out
-    return _run_steps(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, nb, seeds, active, rounding)
+    return _run_steps(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, nb, seeds, active, rounding,
+                      counts)
 
 
-def _run_steps(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, nb, seeds, active, rounding):
+def _run_steps(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, nb, seeds, active, rounding, counts):
     n, P = thetas.shape
     dt = thetas.dtype
     N = X.size
@@ -400,6 +411,7 @@ def _run_steps(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, nb,
     d_thetas, d_ms, d_vs = to_device(thetas), to_device(ms), to_device(vs)
     consts = [to_device(a) for a in (sizes, w_off, b_off, h_off, X, Y, lr, bc, hp)]
     d_seeds, d_active = to_device(seeds), to_device(active)
+    d_counts = cuda.to_device(np.ascontiguousarray(counts))
     ws = dict(
         news=cuda.device_array((chunk, P), dt), Hs=cuda.device_array((chunk, h_tot, nb), dt),
         Rs=cuda.device_array((chunk, nb), dt), Gs=cuda.device_array((chunk, P), dt),
@@ -420,8 +432,9 @@ def _run_steps(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, nb,
             d_thetas, d_ms, d_vs, ws["news"], *consts, int(opt), int(step0),
             int(n_steps), d_seeds, d_active, rs, nbf, ws["Hs"], ws["Rs"], ws["Gs"], ws["Ds"],
             ws["Es"], ws["Dts"], ws["perms"], ws["xbs"], ws["ybs"], ws["lossw"], ws["bad"],
-            d_done, d_losses, d_div, first,
+            d_done, d_losses, d_div, d_counts, first,
         )
+    counts[...] = d_counts.copy_to_host()
     d_thetas.copy_to_host(thetas)
     d_ms.copy_to_host(ms)
     d_vs.copy_to_host(vs)

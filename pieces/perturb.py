@@ -26,7 +26,8 @@ from .net import ReLUNet
 from .precision import kernel_rounding, parse_precision, round_array
 from .train import net_to_theta, theta_to_net
 
-__all__ = ["perturbed_step", "GDStep", "gd_step", "backprop_error", "BackpropError", "gradient", "rational_gradient"]
+__all__ = ["perturbed_step", "perturbed_iteration", "GDStep", "gd_step", "backprop_error", "BackpropError", "gradient",
+           "rational_gradient"]
 
 
 def _xy(x, y):
@@ -133,17 +134,51 @@ class GDStep:
         """``(pieces, regions, bound)`` arrays over ``n`` noise draws at level ``eta``
         (draw ``d`` uses the seed ``[seed, d]``): the exact counts of the net after the
         step and its crossing bound (:func:`pieces.pwl.crossing_bound`)."""
+        dw = 2.0 * eta * np.abs(np.concatenate(self.bias_delta[:-1]))
+        return self._draws(lambda d: self._perturbed_delta(eta, [seed, d]), dw, n, interval)
+
+    def draws_absolute(self, sigma, n, seed=0, interval=(0.0, 1.0)):
+        """The positive control of :meth:`draws`: the same step and counting path, but
+        every hidden bias gets noise ``sigma * ξ`` (ξ uniform on [-1, 1]) of an
+        absolute size, not scaled by ``lr * |∂loss/∂b|``. A depth-L sawtooth loses its
+        coordination once ``sigma * 2**L`` nears 1, so its E[pieces] must move."""
+        n_hidden = int(self.sizes[1:-1].sum())
+        dw = np.full(n_hidden, 2.0 * float(sigma))
+        return self._draws(lambda d: self._absolute_delta(sigma, [seed, d]), dw, n, interval)
+
+    def _draws(self, delta_of, dw, n, interval):
         from .pwl import draw_measures
 
-        sizes = self.sizes
-        w_idx, b_idx = _train_cpu.counter_indices(sizes)
-        dw = 2.0 * eta * np.abs(np.concatenate(self.bias_delta[:-1]))
+        w_idx, b_idx = _train_cpu.counter_indices(self.sizes)
         out = np.empty((3, n))
         for d in range(n):
-            theta = self.theta + self._perturbed_delta(eta, [seed, d])
-            p, r, bnd, *_ = draw_measures(theta[w_idx], theta[b_idx], sizes, dw, float(interval[0]), float(interval[1]))
+            theta = self.theta + delta_of(d)
+            p, r, bnd, *_ = draw_measures(theta[w_idx], theta[b_idx], self.sizes, dw, float(interval[0]),
+                                          float(interval[1]))
             out[:, d] = p, r, bnd
         return out[0], out[1], out[2]
+
+    def _absolute_delta(self, sigma, seed):
+        rng = np.random.default_rng(seed)
+        delta = self.delta.copy()
+        for l in range(len(self.sizes) - 2):  # hidden layers
+            sl = slice(self._b_off[l], self._b_off[l] + self.sizes[l + 1])
+            delta[sl] += sigma * rng.uniform(-1.0, 1.0, self.sizes[l + 1])
+        return delta
+
+    def noise_to_range(self, interval=(0.0, 1.0)):
+        """Median over hidden neurons of ``2 |Δb_n| / (max a_n - min a_n)`` on the
+        interval: the width of neuron n's bias noise at η = 1 against the range of its
+        preactivation (exact: a_n is affine on each activation region, so its extremes
+        are at region ends). At level η the noise is η times this."""
+        from .pwl import layer_slopes, region_ends
+
+        xs = region_ends(self.net, interval)
+        values, _, _, _ = layer_slopes(self.net, xs)
+        rng_n = np.concatenate([v.max(axis=1) - v.min(axis=1) for v in values])
+        width = 2.0 * np.abs(np.concatenate(self.bias_delta[:-1]))
+        ok = (rng_n > 0) & (width > 0)
+        return float(np.median(width[ok] / rng_n[ok])) if ok.any() else float("nan")
 
     def _perturbed_delta(self, eta, seed):
         rng = np.random.default_rng(seed)
@@ -162,6 +197,54 @@ class GDStep:
         delta = self._perturbed_delta(eta, seed)
         updates = [delta[self._b_off[l]: self._b_off[l] + self.sizes[l + 1]] for l in range(len(self.sizes) - 1)]
         return theta_to_net(self.theta + delta, self.sizes), updates
+
+
+def perturbed_iteration(net, x, y, lr, eta, record, seed=0, interval=(0.0, 1.0)):
+    """``max(record)`` perturbed GD steps (the paper's whole iteration), each a fresh
+    fp64 gradient at the current net and relative bias noise η (draw seeds
+    ``[seed, t]``). The step size is resolved once, at the start (``"auto"``: from the
+    start's curvature), and kept.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(record), 3)``: after step T of ``record``, the exact pieces, regions and
+        the crossing bound of that step (:meth:`GDStep.draws`' bound for its noise
+        widths), which bounds the expected regions after it whatever came before.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pieces import sawtooth
+    >>> x = np.linspace(0, 1, 65)
+    >>> out = perturbed_iteration(sawtooth(3), x, x * x, "auto", 0.0, [1, 5])
+    >>> out.shape
+    (2, 3)
+    """
+    from .curvature import resolve_lr
+    from .pwl import draw_measures
+
+    x, y = _xy(x, y)
+    rate, _ = resolve_lr(lr, net, x)
+    record = sorted(int(t) for t in record)
+    out = np.empty((len(record), 3))
+    cur = net
+    k = 0
+    for t in range(1, record[-1] + 1):
+        step = GDStep(cur, x, y, rate)
+        delta = step._perturbed_delta(eta, [seed, t])
+        theta = step.theta + delta
+        if not np.all(np.isfinite(theta)):
+            raise ValueError(f"the perturbed iteration diverged at step {t}")
+        cur = theta_to_net(theta, step.sizes)
+        if t == record[k]:
+            w_idx, b_idx = _train_cpu.counter_indices(step.sizes)
+            dw = 2.0 * eta * np.abs(np.concatenate(step.bias_delta[:-1]))
+            p, r, bnd, *_ = draw_measures(theta[w_idx], theta[b_idx], step.sizes, dw, float(interval[0]),
+                                          float(interval[1]))
+            out[k] = p, r, bnd
+            k += 1
+    return out
 
 
 def gd_step(net, x, y, lr):

@@ -197,6 +197,11 @@ class TrainResult:
         ``lr="auto"`` gave a step that rounds to 0 in the precision (a deep
         construction in fp16): the net cannot move, and the result is the start rounded
         to the format, after 0 steps.
+    updates : numpy.ndarray
+        ``(2, P)`` int64 in the flat training layout: per parameter, the updates
+        attempted over the run (a non-zero direction: the gradient for GD/SGD, the first
+        moment for Adam) and those **absorbed**, rounded to no change in the training
+        format (``w - step == w``). See :attr:`absorbed_fraction`.
     """
 
     net: ReLUNet
@@ -207,6 +212,42 @@ class TrainResult:
     lr: float = float("nan")
     lambda_max: float = float("nan")
     lr_underflow: bool = False
+    updates: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def absorbed_fraction(self) -> float:
+        """The fraction of the run's attempted parameter updates that were absorbed
+        (1.0 where the step underflowed to 0, NaN where no update was attempted).
+
+        Examples
+        --------
+        >>> from pieces import ReLUNet, TrainConfig, train
+        >>> r = train(ReLUNet.random([4], seed=0), "square", TrainConfig(lr=0.1, steps=5))
+        >>> r.absorbed_fraction
+        0.0
+        """
+        if self.lr_underflow:
+            return 1.0
+        if self.updates is None or self.updates[0].sum() == 0:
+            return float("nan")
+        return float(self.updates[1].sum() / self.updates[0].sum())
+
+    def absorbed_per_layer(self) -> np.ndarray:
+        """:attr:`absorbed_fraction` over the weights and bias of each layer (hidden
+        layers first, the output layer last)."""
+        from ._train_cpu import param_layout
+
+        sizes = np.array([1, *self.net.widths, 1], dtype=np.int64)
+        w_off, b_off, _ = param_layout(sizes)
+        out = []
+        for l in range(len(sizes) - 1):
+            if self.lr_underflow:
+                out.append(1.0)
+                continue
+            sl = slice(w_off[l], b_off[l] + sizes[l + 1])
+            tried = self.updates[0, sl].sum() if self.updates is not None else 0
+            out.append(float(self.updates[1, sl].sum() / tried) if tried else float("nan"))
+        return np.array(out)
 
 
 def _positive_int(v):
@@ -417,6 +458,7 @@ def _train_group(nets, sizes, seeds, plan):
     seeds_arr = np.array(seeds, dtype=np.int64)
     active = np.ones(len(nets), dtype=np.bool_)
     done = np.zeros(len(nets), dtype=np.int64)
+    counts = np.zeros((len(nets), 2, thetas.shape[1]), dtype=np.int64)
     histories = [[] for _ in nets]
     rows = plan.record(thetas, sizes, 0)
     for h, row in zip(histories, rows):
@@ -426,7 +468,7 @@ def _train_group(nets, sizes, seeds, plan):
         chunk = min(cfg.record_every, cfg.steps - step)
         d, _, div = plan.kernels.run_steps_batch(
             thetas, ms, vs, sizes, plan.X, plan.Y, plan.lr, plan.bc, plan.hp, plan.opt,
-            step, chunk, plan.batch, seeds_arr, active, plan.rounding,
+            step, chunk, plan.batch, seeds_arr, active, plan.rounding, counts,
         )
         for i in np.flatnonzero(active):
             done[i] += d[i]
@@ -451,6 +493,7 @@ def _train_group(nets, sizes, seeds, plan):
                 steps_done=int(done[i]),
                 config=replace(cfg, seed=seeds[i]),
                 lr=float(cfg.lr),
+                updates=counts[i],
             )
         )
     return out

@@ -201,7 +201,7 @@ def emulated_run(name, opt, rounding, lr=0.05, steps=30, dtype=None):
     # net by net through the serial kernel that the batch kernel runs per thread: it
     # compiles in a third of the time
     runs = [_train_cpu._run(thetas[i], ms[i], vs[i], sizes, x, y, lr_arr, bc, hp, _train_cpu.OPTIMIZERS[opt], 0,
-                            steps, 8, i + 1, rounding) for i in range(3)]
+                            steps, 8, i + 1, rounding, np.zeros((2, thetas.shape[1]), np.int64)) for i in range(3)]
     out = tuple(np.array(col) for col in zip(*runs))  # (steps done, last loss, diverged)
     return thetas, ms, vs, out
 
@@ -337,7 +337,7 @@ def test_p9_to_p11_training_in_float32_equals_float64(k):
             if narrow:
                 out = _train_cpu.run_steps_batch(th, ms, vs, *args, fmt.rounding)
             else:  # the float64 kernels, as before
-                out = _train_cpu._run_batch(th, ms, vs, *args, fmt.rounding)
+                out = _train_cpu._run_batch(th, ms, vs, *args, fmt.rounding, np.zeros((3, 2, th.shape[1]), np.int64))
             runs.append((th, ms, vs, *out))
         for a, b in zip(*runs):
             assert a.tobytes() == b.tobytes()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-__all__ = ["EXPERIMENTS", "SIZES", "default_settings", "make_tasks", "task_id", "short_id"]
+__all__ = ["EXPERIMENTS", "SIZES", "default_settings", "make_tasks", "task_id", "short_id", "construction_samples"]
 
 EXPERIMENTS = ("growth", "constructions", "perturbation", "assumptions", "backprop", "precision")
 SIZES = ("quick", "default", "full")
@@ -26,6 +26,7 @@ def default_settings(size="default"):
     if size not in SIZES:
         raise ValueError(f"unknown study size {size!r}")
     gd_auto = {"optimizer": "gd", "lr": "auto", "steps": 300, "record_every": 100}
+    adam = {"optimizer": "adam", "lr": 1e-4, "steps": 2000, "record_every": 1000, "adam_eps": 1e-7}
     s = {
         "title": "relu-pieces study",
         "seeds": 10,
@@ -41,7 +42,12 @@ def default_settings(size="default"):
         "construction_depths": list(range(1, 13)),
         "construction_deltas": [0.0, "ulp", 1e-6, 1e-3],
         "construction_seeds": 10,
-        "construction_train": {**gd_auto, "steps": 200},
+        # GD at the stable step (the paper's setting; its step shrinks like 1/λ_max ~ 4^-L)
+        # beside Adam, whose step does not: lr 1e-4 repairs the positive control
+        # (sawtooth, fp64, δ = 1e-3, shallow depths); adam_eps 1e-7 is a normal or
+        # subnormal number in every format of the study (1e-8 is 0 in fp16)
+        "construction_train": {**gd_auto, "steps": 500, "record_every": 250},
+        "construction_adam": dict(adam),
         # Theorem 3.4: one perturbed GD step from He nets at 0, 10% and 100% of a GD run,
         # and from constructions stepped toward a target not their own
         "perturbation_depths": [2, 4, 6, 8, 10, 12],
@@ -55,6 +61,15 @@ def default_settings(size="default"):
         "etas": [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0],
         "noise_draws": 20,
         "perturbation_lr": "auto",
+        # the positive control: the same nets and counting path with bias noise of an
+        # absolute size sigma (a depth-L sawtooth loses its coordination near 2**-L)
+        "control_sigmas": [1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1],
+        # the whole iteration: T perturbed GD steps from He nets at init and from a
+        # sawtooth stepped toward x², E[pieces] after T steps against the bound
+        "iteration_steps": [1, 10, 100],
+        "iteration_depths": [4, 8, 12],
+        "iteration_etas": [0.0, 1e-3, 1e-1, 1.0],
+        "iteration_draws": 10,
         # assumptions (A) along a GD run, over widths; (B) per layer at init and trained
         "assumption_widths": [4, 8, 16, 32, 64],
         "assumption_depths": [6],
@@ -68,7 +83,8 @@ def default_settings(size="default"):
         "precision_deltas": [0.0, "ulp"],
         "precision_seeds": 10,
         "precision_construction_seeds": 5,
-        "precision_construction_train": {**gd_auto, "steps": 100, "record_every": 50},
+        "precision_construction_train": {**gd_auto, "steps": 300, "record_every": 150},
+        "precision_construction_adam": {**adam, "steps": 1000, "record_every": 500},
         # He nets of the precision experiment train half as long as those of growth: the
         # comparison is within the experiment, fp64 included
         "precision_train": {"optimizer": "adam", "lr": 0.003, "steps": 1000, "n_samples": 128,
@@ -79,7 +95,11 @@ def default_settings(size="default"):
                  train={**s["train"], "steps": 200, "record_every": 100},
                  construction_depths=[1, 2, 3, 4], construction_deltas=[0.0, 1e-3], construction_seeds=3,
                  construction_train={**s["construction_train"], "steps": 50, "record_every": 25},
+                 construction_adam={**s["construction_adam"], "steps": 300, "record_every": 150},
+                 precision_construction_adam={**s["precision_construction_adam"], "steps": 100, "record_every": 50},
                  perturbation_depths=[2, 4], perturbation_targets=["square"], etas=[0.0, 1e-3, 1.0], noise_draws=5,
+                 control_sigmas=[1e-6, 1e-3, 1e-1], iteration_steps=[1, 10], iteration_depths=[4],
+                 iteration_etas=[0.0, 1.0], iteration_draws=3,
                  perturbation_train={**s["perturbation_train"], "steps": 50, "record_every": 50},
                  assumption_widths=[4, 8], assumption_depths=[2],
                  assumption_stages=[0.0, 1.0], backprop_depths=[2, 4],
@@ -114,17 +134,28 @@ def _resolve_delta(delta, precision):
     return float(delta)
 
 
-def _construction_tasks(exp, s, depths, deltas, precision, seeds, train):
+def construction_samples(depth):
+    """Training points of a depth-L construction: 4 per piece of its target (2^(L+2) + 1
+    grid points, at least 257), so that the data resolve every piece: the grid holds
+    each breakpoint k/2^L of the target and three points inside each of its pieces."""
+    return max(257, 2 ** (int(depth) + 2) + 1)
+
+
+def _construction_tasks(exp, s, depths, deltas, precision, seeds, trains):
+    """Every construction at every depth and δ, trained by each of ``trains`` (GD at the
+    stable step, and a method whose step does not shrink with λ_max) on 4 points per
+    piece of its target (:func:`construction_samples`)."""
     tasks = []
-    for init in ("sawtooth", "yarotsky_square"):
-        for L in depths:
-            target = f"sawtooth:{2 ** (L - 1)}" if init == "sawtooth" else f"yarotsky:{L}"
-            for d in deltas:
-                delta = _resolve_delta(d, precision)
-                # an exact start and full-batch GD on a grid involve no randomness: one seed
-                tasks.append(dict(experiment=exp, init=init, target=target, width=2 if init == "sawtooth" else 3,
-                                  depth=L, precision=precision, seeds=seeds if delta > 0 else seeds[:1],
-                                  perturb=delta, train=train))
+    for train in (t for t in trains if t):
+        for init in ("sawtooth", "yarotsky_square"):
+            for L in depths:
+                target = f"sawtooth:{2 ** (L - 1)}" if init == "sawtooth" else f"yarotsky:{L}"
+                for d in deltas:
+                    delta = _resolve_delta(d, precision)
+                    # an exact start and full-batch training on a grid involve no randomness: one seed
+                    tasks.append(dict(experiment=exp, init=init, target=target, width=2 if init == "sawtooth" else 3,
+                                      depth=L, precision=precision, seeds=seeds if delta > 0 else seeds[:1],
+                                      perturb=delta, train={**train, "n_samples": construction_samples(L)}))
     return tasks
 
 
@@ -160,7 +191,8 @@ def make_tasks(settings, experiments):
                                           precision="fp64", seeds=seeds, train=s["train"]))
         elif exp == "constructions":
             tasks += _construction_tasks(exp, s, s["construction_depths"], s["construction_deltas"], "fp64",
-                                         list(range(int(s["construction_seeds"]))), s["construction_train"])
+                                         list(range(int(s["construction_seeds"]))),
+                                         [s["construction_train"], s.get("construction_adam")])
         elif exp == "perturbation":
             for target in s["perturbation_targets"]:
                 for w in s["perturbation_widths"]:
@@ -168,13 +200,21 @@ def make_tasks(settings, experiments):
                         tasks.append(dict(experiment=exp, init="he", target=target, width=w, depth=L,
                                           precision="fp64", seeds=seeds, etas=s["etas"], draws=s["noise_draws"],
                                           lr=s["perturbation_lr"], stages=s["perturbation_stages"],
-                                          train=s["perturbation_train"]))
+                                          train=s["perturbation_train"], sigmas=s["control_sigmas"]))
             for init in ("sawtooth", "yarotsky_square"):
                 for L in s.get("perturbation_construction_depths") or s["perturbation_depths"]:
                     # an exact construction stepped toward a target that is not its own
                     tasks.append(dict(experiment=exp, init=init, target="square" if init == "sawtooth" else "sine:2",
                                       width=2 if init == "sawtooth" else 3, depth=L, precision="fp64", seeds=[0],
-                                      etas=s["etas"], draws=s["noise_draws"], lr=s["perturbation_lr"]))
+                                      etas=s["etas"], draws=s["noise_draws"], lr=s["perturbation_lr"],
+                                      sigmas=s["control_sigmas"]))
+            for init, target in (("he", "square"), ("sawtooth", "square")):
+                for L in s["iteration_depths"]:
+                    tasks.append(dict(experiment=exp, kind="iteration", init=init, target=target,
+                                      width=s["perturbation_widths"][0] if init == "he" else 2, depth=L,
+                                      precision="fp64", seeds=seeds[:3] if init == "he" else [0],
+                                      etas=s["iteration_etas"], draws=s["iteration_draws"], lr=s["perturbation_lr"],
+                                      iteration_steps=s["iteration_steps"]))
         elif exp == "assumptions":
             for w in s["assumption_widths"]:
                 for L in s["assumption_depths"]:
@@ -196,5 +236,5 @@ def make_tasks(settings, experiments):
                                       train=s.get("precision_train", s["train"])))
                 cseeds = list(range(int(s.get("precision_construction_seeds", s["precision_seeds"]))))
                 tasks += _construction_tasks(exp, s, cdepths, s["precision_deltas"], p, cseeds,
-                                             s["precision_construction_train"])
+                                             [s["precision_construction_train"], s.get("precision_construction_adam")])
     return [_with_id(t) for t in tasks]

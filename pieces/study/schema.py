@@ -105,6 +105,7 @@ class StudySettings(_Strict):
     construction_deltas: _nonempty(Delta)
     construction_seeds: Positive
     construction_train: TrainSettings
+    construction_adam: Optional[TrainSettings] = None
     perturbation_depths: _nonempty(Depth)
     perturbation_construction_depths: Optional[_nonempty(Annotated[int, Field(ge=1, le=24)])] = None
     perturbation_widths: _nonempty(Width)
@@ -114,6 +115,11 @@ class StudySettings(_Strict):
     etas: _nonempty(NonNegative)
     noise_draws: Annotated[int, Field(ge=2)]
     perturbation_lr: Lr
+    control_sigmas: _nonempty(PositiveFloat) = [1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1]
+    iteration_steps: _nonempty(Annotated[int, Field(ge=1, le=10_000)]) = [1, 10, 100]
+    iteration_depths: _nonempty(Depth) = [4, 8, 12]
+    iteration_etas: _nonempty(NonNegative) = [0.0, 1e-3, 1e-1, 1.0]
+    iteration_draws: Annotated[int, Field(ge=2)] = 10
     assumption_widths: _nonempty(Width)
     assumption_depths: _nonempty(Depth)
     assumption_stages: _nonempty(Fraction01)
@@ -125,6 +131,7 @@ class StudySettings(_Strict):
     precision_seeds: Positive
     precision_construction_seeds: Positive
     precision_construction_train: TrainSettings
+    precision_construction_adam: Optional[TrainSettings] = None
     precision_train: TrainSettings
 
 

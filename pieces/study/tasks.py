@@ -10,10 +10,13 @@ from .. import config
 from ..count import count_pieces
 from ..init import initial_net
 from ..net import ReLUNet
-from ..perturb import backprop_error, gd_step
-from ..pwl import max_input_derivative, sup_error_square
+from ..perturb import backprop_error, gd_step, gradient, perturbed_iteration
+from ..precision import round_array
+from ..pwl import max_input_derivative, sup_error_between, sup_error_square
 from ..targets import resolve_target
-from ..train import TrainConfig, net_to_theta, resolve_auto_lr, train, train_batch
+from ..train import TrainConfig, net_to_theta, resolve_auto_lr, theta_to_net, train, train_batch, training_data
+from . import outcomes
+from .outcomes import half_ulp_ratio
 
 __all__ = ["COLUMNS", "run_task"]
 
@@ -63,6 +66,7 @@ def _training_rows(task, n_samples=None, device="cpu"):
                  _row(task, s, "trained", "lr", float(res.lr)),
                  _row(task, s, "trained", "lambda_max", float(res.lambda_max)),
                  _row(task, s, "trained", "lr_underflow", int(res.lr_underflow))]
+        rows += _absorption_rows(task, s, start, res)
         for step, loss, p, r in h.tolist():
             rows += [_row(task, s, "training", "pieces", p, step=step),
                      _row(task, s, "training", "loss", loss, step=step)]
@@ -75,20 +79,60 @@ def _training_rows(task, n_samples=None, device="cpu"):
             err = float(np.max(np.abs(res.net(g) - resolve_target(task["target"])(g))))
             rows.append(_row(task, s, "trained", "sup_error_grid", err))
         if construction:
-            full = 2 ** task["depth"]
-            frac = int(h["pieces"][-1]) / full
-            moved = float(np.max(np.abs(net_to_theta(res.net) - net_to_theta(start))))
-            rows += [_row(task, s, "trained", "pieces_fraction", frac),
-                     _row(task, s, "trained", "max_parameter_change", moved),
-                     _row(task, s, "trained", "survived", int(frac >= config.SURVIVAL_FRACTION and not res.diverged))]
-            for stage, net in (("init", start), ("trained", res.net)):
-                for layer, v in enumerate(max_input_derivative(net)):
-                    rows.append(_row(task, s, stage, "max_input_derivative", float(v), layer=layer))
+            rows += _outcome_rows(task, s, start, res)
     return rows
 
 
-def _construction_samples(task):
-    return max(256, 2 ** (task["depth"] + 1) + 1)
+def _rounded(net, fmt):
+    """``net`` with its parameters rounded to ``fmt``, as training starts from it."""
+    sizes = np.array([1, *net.widths, 1], dtype=np.int64)
+    return theta_to_net(round_array(net_to_theta(net), fmt).astype(np.float64), sizes)
+
+
+def _absorption_rows(task, s, start, res):
+    """The absorbed fraction of the run's updates, overall and per layer, and the
+    typical first step against half an ulp of its weight in the training format."""
+    fmt = res.config.format
+    rows = [_row(task, s, "trained", "absorbed_fraction", res.absorbed_fraction),
+            _row(task, s, "trained", "steps_done", int(res.steps_done))]
+    for layer, v in enumerate(res.absorbed_per_layer()):
+        rows.append(_row(task, s, "trained", "absorbed_fraction_layer", float(v), layer=layer))
+    x, y = training_data(task["target"], res.config)
+    net0 = _rounded(start, fmt)
+    _, g = gradient(net0, x, y, "fp64")
+    if res.config.optimizer == "adam":  # Adam's first step: lr * g / (|g| + eps)
+        step = res.lr * np.abs(g) / (np.abs(g) + res.config.adam_eps)
+    else:
+        step = res.lr * np.abs(g)
+    rows.append(_row(task, s, "init", "step_half_ulp", half_ulp_ratio(step, net_to_theta(net0), fmt)))
+    return rows
+
+
+def _outcome_rows(task, s, start, res):
+    """Kept, repaired, frozen, broken or collapsed (:mod:`pieces.study.outcomes`), from
+    the exact sup distance to the exact construction at the start and at the end."""
+    h = res.history
+    L = task["depth"]
+    exact = initial_net(task["init"], depth=L)
+    err0 = sup_error_between(_rounded(start, res.config.format), exact)
+    err1 = sup_error_between(res.net, exact)
+    loss0, loss1 = float(h["loss"][0]), float(h["loss"][-1])
+    ratio = loss1 / loss0 if loss0 > 0 else float("nan")
+    t = outcomes.tau(task["init"], L)
+    out = outcomes.classify(int(h["pieces"][-1]), L, err0, err1, t, ratio, res.absorbed_fraction,
+                            res.lr_underflow, res.diverged)
+    frac = int(h["pieces"][-1]) / 2**L
+    moved = float(np.max(np.abs(net_to_theta(res.net) - net_to_theta(start))))
+    rows = [_row(task, s, "init", "sup_error_exact", err0), _row(task, s, "trained", "sup_error_exact", err1),
+            _row(task, s, "trained", "tau", t), _row(task, s, "trained", "loss_ratio", ratio),
+            _row(task, s, "trained", "outcome", out),
+            _row(task, s, "trained", "pieces_fraction", frac),
+            _row(task, s, "trained", "max_parameter_change", moved),
+            _row(task, s, "trained", "survived", int(outcomes.OUTCOMES[out] in outcomes.SURVIVING))]
+    for stage, net in (("init", start), ("trained", res.net)):
+        for layer, v in enumerate(max_input_derivative(net)):
+            rows.append(_row(task, s, stage, "max_input_derivative", float(v), layer=layer))
+    return rows
 
 
 def _snapshots(net, target, train_cfg, fractions, seed):
@@ -131,13 +175,45 @@ def _perturbation_rows(task):
                      _row(task, s, stage, "lr", step.lr), _row(task, s, stage, "lambda_max", step.lambda_max)]
             for eta in task["etas"]:
                 draws = 1 if eta == 0 else int(task["draws"])  # eta = 0 has no noise
-                P, R, B = step.draws(eta, draws, seed=s)
-                P, R, B = (np.asarray(v, float) for v in (P, R, B))
-                se = lambda v: float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0  # noqa: E731
-                for metric, v in (("pieces_mean", P.mean()), ("pieces_se", se(P)), ("regions_mean", R.mean()),
-                                  ("regions_se", se(R)), ("bound_mean", B.mean()), ("excess_mean", (R - B).mean()),
-                                  ("excess_se", se(R - B)), ("draws", draws)):
-                    rows.append(_row(task, s, stage, metric, float(v), eta=eta))
+                rows += _draw_rows(task, s, stage, "", eta, step.draws(eta, draws, seed=s))
+            if "sigmas" in task:
+                # the positive control: the same nets and counting path, absolute noise
+                rows.append(_row(task, s, stage, "noise_to_range", step.noise_to_range()))
+                for sigma in task["sigmas"]:
+                    rows += _draw_rows(task, s, stage, "control_", sigma,
+                                       step.draws_absolute(sigma, int(task["draws"]), seed=s))
+    return rows
+
+
+def _se(v):
+    return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+
+
+def _draw_rows(task, s, stage, prefix, level, prb, **extra):
+    """Mean and standard error of the pieces, regions and bound excess over draws."""
+    P, R, B = (np.asarray(v, float) for v in prb)
+    return [_row(task, s, stage, prefix + metric, float(v), eta=level, **extra) for metric, v in (
+        ("pieces_mean", P.mean()), ("pieces_se", _se(P)), ("regions_mean", R.mean()), ("regions_se", _se(R)),
+        ("bound_mean", B.mean()), ("excess_mean", (R - B).mean()), ("excess_se", _se(R - B)),
+        ("draws", P.size))]
+
+
+def _iteration_rows(task):
+    """The whole perturbed GD iteration: E[pieces] and E[regions] after T steps, per η,
+    against the crossing bound of step T (:func:`pieces.perturb.perturbed_iteration`)."""
+    x = np.linspace(0.0, 1.0, 256)
+    y = resolve_target(task["target"])(x)
+    rows = []
+    T = sorted(task["iteration_steps"])
+    for s, start in zip(task["seeds"], _start_nets(task)):
+        before = count_pieces(start, (0.0, 1.0))
+        rows += [_row(task, s, "start", "pieces_before", before.pieces),
+                 _row(task, s, "start", "regions_before", before.regions)]
+        for eta in task["etas"]:
+            draws = 1 if eta == 0 else int(task["draws"])
+            runs = np.stack([perturbed_iteration(start, x, y, task["lr"], eta, T, seed=[s, d]) for d in range(draws)])
+            for k, t in enumerate(T):
+                rows += _draw_rows(task, s, "iteration", "iter_", eta, runs[:, k].T, step=t)
     return rows
 
 
@@ -183,12 +259,10 @@ def run_task(task, device="cpu"):
     exp = task["experiment"]
     if exp == "growth":
         return _training_rows(task, device=device)
-    if exp == "constructions":
-        return _training_rows(task, _construction_samples(task), device)
-    if exp == "precision":
-        return _training_rows(task, _construction_samples(task) if task["init"] != "he" else None, device)
+    if exp in ("constructions", "precision"):
+        return _training_rows(task, device=device)
     if exp == "perturbation":
-        return _perturbation_rows(task)
+        return _iteration_rows(task) if task.get("kind") == "iteration" else _perturbation_rows(task)
     if exp == "assumptions":
         return _assumption_rows(task)
     if exp == "backprop":

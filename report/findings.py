@@ -10,7 +10,7 @@ Statistics used (all with statsmodels / scipy):
 
 - growth in depth: :func:`report.growth.fit_growth` (GLM linear vs exponential, Vuong);
 - survival depth L*: per seed, the largest grid depth L such that every grid depth up
-  to L survived (>= 90% of 2**L pieces); right-censored ("> Lmax") where all survived.
+  to L survived (outcome kept or repaired, :mod:`report.outcomes`); right-censored ("> Lmax") where all survived.
   Its median over seeds has a distribution-free 95% CI from binomial order statistics;
 - slopes in log-log (E[pieces] vs η, 1/|Δb| vs width), in log2 (max |∂z/∂x| vs layer,
   gradient error vs depth) and L* vs K: OLS with cluster-robust (by net) 95% CIs;
@@ -29,7 +29,10 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
+from .controls import control_findings, iteration_findings
 from .growth import fit_growth
+from .outcomes import outcome_findings
+from .summary import summary_sentences
 
 __all__ = ["findings", "write_findings", "survival_table", "fmt", "fmt_ci", "log_slope"]
 
@@ -130,14 +133,16 @@ def _mean_ci(v):
 
 
 def survival_table(data):
-    """One row per (experiment, init, precision, delta): L* per seed, its median and
+    """One row per (experiment, init, precision, optimizer, delta): L* per seed, its median and
     95% CI (order statistics), censoring, and the grid's depths."""
     df = data.select(metric="survived")
     if not len(df):
         return []
     und = data.select(metric="lr_underflow")
     rows = []
-    for (exp, init, prec, delta), sub in df.groupby(["experiment", "init", "precision", "delta"], sort=True):
+    df = df.assign(optimizer=df["optimizer"].fillna(""))
+    for (exp, init, prec, opt, delta), sub in df.groupby(["experiment", "init", "precision", "optimizer", "delta"],
+                                                         sort=True):
         depths = sorted(int(d) for d in sub["depth"].unique())
         lmax = depths[-1]
         per_seed = []
@@ -165,7 +170,7 @@ def survival_table(data):
         u = und[(und["experiment"] == exp) & (und["init"] == init) & (und["precision"] == prec)]
         u = u[np.isclose(u["delta"].astype(float), float(delta))]
         rows.append({
-            "experiment": exp, "init": init, "precision": prec, "bits": _precision_bits(prec),
+            "experiment": exp, "init": init, "precision": prec, "optimizer": opt, "bits": _precision_bits(prec),
             "delta": float(delta), "delta_label": _delta_label(delta), "n": n, "depths": depths,
             "lstar": lstar.tolist(), "censored": censored.tolist(), "median": med, "lo": lo, "hi": hi,
             "median_censored": bool(med >= lmax and censored[lstar >= med].any()),
@@ -187,7 +192,7 @@ def _lstar_vs_bits(surv, init, delta_kind):
     'ulp': 2**-K, or 0); censored L* enter at the grid's deepest depth (a lower bound)."""
     xs, ys, cens = [], [], 0
     for r in surv:
-        if r["experiment"] != "precision" or r["init"] != init or r["bits"] is None:
+        if r["experiment"] != "precision" or r["init"] != init or r["bits"] is None or r["optimizer"] != "gd":
             continue
         is_ulp = r["delta"] > 0 and math.isclose(r["delta"], 2.0 ** -r["bits"])
         if (delta_kind == "ulp") != is_ulp:
@@ -226,7 +231,7 @@ def _growth_controls(data):
     """The same fit on the exact constructions at init: it must see their 2^L."""
     df = data.select(metric="pieces", experiment="constructions", stage="init")
     df = df[df["delta"] == 0] if "delta" in df else df.iloc[:0]
-    sents = []
+    sents, recs = [], []
     for init, sub in df.groupby("init", sort=True):
         fit = _fit_depth(sub)
         if fit is None:
@@ -234,7 +239,9 @@ def _growth_controls(data):
         rate = (f", r = {fmt_ci(fit.rate, *fit.rate_ci)}" if fit.verdict == "exponential" else "")
         sents.append(f"Control: the same test on the exact {init} at init (depths "
                      f"{int(sub['depth'].min())}–{int(sub['depth'].max())}, n = {fit.n}) says {fit.verdict}{rate}.")
-    return sents
+        recs.append({"init": init, "verdict": fit.verdict, "rate": fit.rate, "rate_lo": fit.rate_ci[0],
+                     "rate_hi": fit.rate_ci[1], "n": fit.n})
+    return sents, recs
 
 
 def _growth_findings(data, out, disagree):
@@ -280,10 +287,11 @@ def _growth_findings(data, out, disagree):
                                     else f"Vuong p = {fmt(g['vuong_p'])}") + f", n = {g['n']}" for g in gs) + ".")
     if not [g for g in groups if g["verdict"] == "exponential"]:
         sents.append("No He group grows exponentially.")
-    sents.extend(_growth_controls(data))
+    ctrl_sents, controls = _growth_controls(data)
+    sents.extend(ctrl_sents)
     out["growth"] = {"title": "Growth at init and after training", "plot": "growth",
                      "test": "GLM linear vs exponential in depth, Vuong's test at 5%, profile-likelihood CIs",
-                     "text": " ".join(sents), "groups": groups}
+                     "text": " ".join(sents), "groups": groups, "controls": controls}
 
 
 def _control_sentence(data, r, disagree):
@@ -353,30 +361,19 @@ def _survival_findings(data, out, disagree):
     whole = [r for r in rest if r["median_censored"]]
     if fail:
         sents.append("Starts whose median survival depth lies inside the grid: " + "; ".join(
-            f"{r['init']} in {r['precision']} from δ = {r['delta_label']} ({r['experiment']}): L* = {lstar_text(r)}, "
+            f"{r['init']} in {r['precision']} by {r['optimizer']} from δ = {r['delta_label']} ({r['experiment']}): "
+            f"L* = {lstar_text(r)}, "
             f"n = {r['n']}" for r in fail) + ".")
     if whole:
         lmax = max(r["lmax"] for r in whole)
-        sents.append(f"The other {len(whole)} of {len(rest)} (construction, precision, δ) starts keep ≥ 90% of their "
-                     f"pieces at every depth of the grid in at least half of their seeds (L* > {lmax}, censored; "
-                     "see the table).")
+        sents.append(f"The other {len(whole)} of {len(rest)} (construction, precision, optimizer, δ) starts survive "
+                     f"(kept or repaired) at every depth of the grid in at least half of their seeds (L* > {lmax}, "
+                     "censored; see the table).")
     under = [r for r in rest if r["underflow_depths"]]
     for r in under:
         sents.append(f"In {r['precision']} the stable step of {r['init']} (δ = {r['delta_label']}) underflows to 0 at "
                      f"depths {', '.join(map(str, r['underflow_depths']))}: the net cannot move there, and its count "
                      "is that of the start rounded to the format.")
-    # did training move the perturbed starts? (a survival by standing still is no survival)
-    lo = data.select(metric="loss")
-    lo = lo[lo["experiment"].isin(["constructions", "precision"]) & (lo["init"] != "he") & (lo["delta"] > 0)]
-    if len(lo):
-        w = lo.pivot_table(index=["experiment", "init", "precision", "delta", "depth", "seed"], columns="stage",
-                           values="value")
-        if {"init", "trained"} <= set(w.columns):
-            ratio = (w["trained"] / w["init"]).replace([np.inf, -np.inf], np.nan).dropna()
-            if len(ratio):
-                sents.append(f"Training moved the perturbed starts: final loss / initial loss has median "
-                             f"{fmt(float(ratio.median()))} (quartiles {fmt(float(ratio.quantile(0.25)))}–"
-                             f"{fmt(float(ratio.quantile(0.75)))}, {len(ratio)} nets).")
     fits = [f for f in (_lstar_vs_bits(surv, init, kind) for init in ("sawtooth", "yarotsky_square")
                         for kind in ("ulp", "zero")) if f]
     unfit = [f for f in fits if f["censored"] > f["n"] / 2]
@@ -405,6 +402,7 @@ def perturbation_table(data):
     if not len(df):
         return pd.DataFrame()
     keys = ["init", "target", "stage", "width", "depth", "seed"]
+    df = df[(df["stage"] != "iteration") & ~df["metric"].str.startswith("control_")]
     after = df[df["eta"].notna()].pivot_table(index=keys + ["eta"], columns="metric", values="value").reset_index()
     before = df[df["metric"].isin(["pieces_before", "regions_before", "lr"])].pivot_table(
         index=keys, columns="metric", values="value").reset_index()
@@ -458,6 +456,14 @@ def _perturbation_findings(data, out, disagree):
         sents.append((f"{len(moving)} of {len(fin)} CIs exclude 0" if moving else "Every CI includes 0")
                      + (f"; all lie within ±{fmt(widest)}, so a 1/η law (slope −1) is excluded for every start."
                         if widest < 1 else "."))
+    ctrl_sents, ctrl = control_findings(data, laws, log_slope, fmt, fmt_ci)
+    sents += ctrl_sents
+    if ctrl is not None and not ctrl["detected"]:
+        sents.append("Since the positive control did not detect its effect, no absence of an η effect is claimed.")
+        disagree.append("The perturbation law's positive control (absolute bias noise) did not detect an effect on "
+                        "E[pieces]: the η experiment's flat slopes cannot be read as 'no η effect'.")
+    iter_sents, iteration = iteration_findings(data, log_slope, fmt, fmt_ci, disagree)
+    sents += iter_sents
     verdicts = {}
     for r in per_eta:
         if "verdict" in r and r["init"] == "he":
@@ -479,6 +485,7 @@ def _perturbation_findings(data, out, disagree):
                            "test": "per-η means with t CIs over nets; log–log OLS slope, cluster-robust by net; "
                                    "fit_growth in depth per η; bound exceeded at > 4 SE",
                            "text": " ".join(sents), "laws": laws, "per_eta": per_eta,
+                           "positive_control": ctrl, "iteration": iteration,
                            "bound_ratio_median": float(ratio.median()), "bound_violations": int(len(viol))}
 
 
@@ -621,10 +628,10 @@ def config_grid_n():
 def findings(data):
     """The findings of a loaded run: ``{"questions": {...}, "disagree": [...]}``."""
     out, disagree = {}, []
-    for f in (_growth_findings, _survival_findings, _perturbation_findings, _assumption_findings,
+    for f in (_growth_findings, outcome_findings, _survival_findings, _perturbation_findings, _assumption_findings,
               _backprop_findings, _approx_findings):
         f(data, out, disagree)
-    return {"questions": out, "disagree": disagree}
+    return {"summary": summary_sentences(out), "questions": out, "disagree": disagree}
 
 
 def _jsonable(o):

@@ -21,6 +21,7 @@ from . import findings as findings_mod
 from . import plots
 from .growth import RULE, fit_growth
 from .load import load_run
+from .sections import control_figures, outcome_figures
 
 __all__ = ["render_html", "write_report", "growth_table"]
 
@@ -326,7 +327,10 @@ def render_html(data, found=None):
         (("growth",), "growth", "Growth: pieces vs depth at init and after training", lambda: _growth_section(data, rows)),
         (("constructions", "precision"), "survival", "Constructions under training: survival depth per precision",
          lambda: _survival_section(data, found)),
-        (("perturbation",), "perturbation", "Theorem 3.4: one perturbed GD step", lambda: _perturbation_section(data, found)),
+        (("constructions", "precision", "growth"), "outcomes", "Outcomes and absorbed updates",
+         lambda: outcome_figures(data)),
+        (("perturbation",), "perturbation", "Theorem 3.4: one perturbed GD step",
+         lambda: _perturbation_section(data, found) + control_figures(data)),
         (("assumptions", "constructions"), "assumptions", "Assumptions (A) and (B) along training",
          lambda: _assumptions_section(data, found)),
         (("backprop",), "backprop", "Backprop: gradient error vs depth and precision", lambda: _backprop_section(data, found)),
@@ -342,8 +346,17 @@ def render_html(data, found=None):
     for key, q in found["questions"].items():
         questions.append({"title": q["title"], "text": q["text"], "test": q["test"],
                           "plot": q["plot"] if q["plot"] in section_ids else None})
-    survival = [{**r, "lstar_text": findings_mod.lstar_text(r)} for r in
-                (found["questions"].get("survival", {}) or {}).get("rows", [])]
+    outc = found["questions"].get("outcomes") or {}
+    counts = {(g["experiment"], g["init"], g["precision"], g["optimizer"], g["delta"]): g for g in outc.get("groups", [])}
+    survival = []
+    for r in (found["questions"].get("survival", {}) or {}).get("rows", []):
+        g = counts.get((r["experiment"], r["init"], r["precision"], r["optimizer"], r["delta"]))
+        oc = " / ".join(str(g[o]) for o in ("kept", "repaired", "frozen", "broken", "collapsed")) if g else ""
+        survival.append({**r, "lstar_text": findings_mod.lstar_text(r), "outcome_counts": oc})
+    depth_rows = [{**r, "delta": findings_mod._delta_label(r["delta"]),
+                   **{k: _fmt(r[k]) for k in ("lr", "lambda_max", "steps", "loss_ratio", "absorbed", "step_half_ulp",
+                                              "err_start", "err_end")}}
+                  for r in outc.get("depth_table", [])]
     meta = data.meta
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("report", "templates"),
@@ -355,7 +368,8 @@ def render_html(data, found=None):
     return template.render(
         title=str(meta.get("settings", {}).get("title", "relu-pieces study")),
         rule=RULE, summary=summary, sections=sections, fitted=fitted, questions=questions,
-        disagree=found["disagree"], survival=survival, reproduce=_reproduce(meta),
+        disagree=found["disagree"], survival=survival, depth_rows=depth_rows, answer=found.get("summary", []),
+        reproduce=_reproduce(meta),
         settings=_settings_rows(meta), versions=sorted((meta.get("versions") or {}).items()),
         meta_rows=[("run directory", str(data.path)), ("size", str(meta.get("size", ""))),
                    ("experiments", ", ".join(meta.get("experiments", []))),

@@ -165,6 +165,7 @@ def test_emulated_training_is_bit_identical(precision, optimizer):
         np.testing.assert_array_equal(net_to_theta(g.net), net_to_theta(c.net))
         np.testing.assert_array_equal(g.history, c.history)
         assert (g.diverged, g.steps_done) == (c.diverged, c.steps_done)
+        np.testing.assert_array_equal(g.updates, c.updates)  # attempted and absorbed updates, per parameter
 
 
 @settings(max_examples=25)

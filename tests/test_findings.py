@@ -70,7 +70,7 @@ def test_findings_json_written_with_the_report(tmp_path):
 
     run_study(tmp_path / "r", tiny_settings(), ["growth", "constructions"], progress=False)
     f = json.loads((tmp_path / "r" / "findings.json").read_text())
-    assert set(f) == {"questions", "disagree"} and "survival" in f["questions"]
+    assert set(f) == {"summary", "questions", "disagree"} and "survival" in f["questions"]
     html = (tmp_path / "r" / "report.html").read_text()
     # the findings come first, and their numbers are the JSON's
     assert html.index('id="findings"') < html.index('id="verdicts"')
@@ -135,3 +135,41 @@ def test_rows_load_in_task_order_whatever_order_tasks_finished(tmp_path):
     a, b = load_run(run).results, load_run(shuffled).results
     pd.testing.assert_frame_equal(a, b)
     assert json.dumps(findings(load_run(run)), default=str) == json.dumps(findings(load_run(shuffled)), default=str)
+
+
+def _outcome_rows(outcome_of, depths=range(2, 7), seeds=range(4)):
+    """Trained construction runs (constructions, fp64, adam, δ = 1e-3) whose outcome
+    index is ``outcome_of(L, seed)``."""
+    rows = []
+    for L in depths:
+        for s in seeds:
+            o = outcome_of(L, s)
+            base = dict(experiment="constructions", init="sawtooth", target=f"sawtooth:{2 ** (L - 1)}", width=2,
+                        depth=L, seed=s, precision="fp64", optimizer="adam", delta=1e-3, eta=np.nan, layer=np.nan,
+                        step=np.nan)
+            for stage, metric, v in (("trained", "outcome", o), ("trained", "tau", 1 / 16),
+                                     ("trained", "loss_ratio", 0.01), ("trained", "absorbed_fraction", 0.0),
+                                     ("trained", "lr", 1e-4), ("trained", "lambda_max", np.nan),
+                                     ("trained", "steps_done", 100), ("trained", "pieces_fraction", 1.0),
+                                     ("trained", "lr_underflow", 0), ("trained", "diverged", 0),
+                                     ("init", "sup_error_exact", 0.3), ("trained", "sup_error_exact", 0.01),
+                                     ("init", "step_half_ulp", 1e12), ("trained", "survived", int(o <= 1))):
+                rows.append({**base, "stage": stage, "metric": metric, "value": float(v)})
+    return rows
+
+
+def test_summary_changes_when_the_data_change():
+    repaired = findings(_data(_outcome_rows(lambda L, s: 1)))
+    frozen = findings(_data(_outcome_rows(lambda L, s: 1 if L < 4 else 2)))
+    assert repaired["summary"] != frozen["summary"] and 1 <= len(frozen["summary"]) <= 8
+    assert any("20 repaired" in s for s in repaired["summary"])
+    assert any("frozen" in s and "12 frozen" in s for s in frozen["summary"])
+    assert any("Mostly frozen" in d and "4, 5, 6" in d for d in frozen["disagree"])
+    assert repaired["questions"]["outcomes"]["positive_control"]["passed"]
+
+
+def test_a_failed_positive_control_is_a_disagreement():
+    broken = findings(_data(_outcome_rows(lambda L, s: 3)))
+    assert not broken["questions"]["outcomes"]["positive_control"]["passed"]
+    assert any("positive control failed" in d for d in broken["disagree"])
+    assert any(d.startswith("Broken:") for d in broken["disagree"])

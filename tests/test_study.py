@@ -49,14 +49,16 @@ def test_study_end_to_end(tmp_path):
     df = data.results
     assert df["delta"].dtype.kind == "f" and (df["delta"].dropna() >= 0).all()
     for metric in ("lr", "lambda_max", "survived", "pieces_fraction", "bound_mean", "excess_se",
-                   "mean_inv_bias_update", "max_input_derivative", "sup_error_square"):
+                   "mean_inv_bias_update", "max_input_derivative", "sup_error_square", "outcome", "sup_error_exact",
+                   "absorbed_fraction", "absorbed_fraction_layer", "step_half_ulp", "control_pieces_mean",
+                   "noise_to_range", "iter_pieces_mean", "iter_bound_mean"):
         assert metric in set(df["metric"]), metric
     assert (df[df["metric"] == "lr"]["value"] > 0).all()
     assert (tmp_path / "run" / "findings.json").exists() and (tmp_path / "run" / "timings.csv").exists()
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["finished"] and meta["versions"]["numba"] and meta["n_tasks"] == info["n_tasks"]
     html = (tmp_path / "run" / "report.html").read_text()
-    assert 'id="verdicts"' in html and "<svg" in html
+    assert 'id="verdicts"' in html and "<svg" in html and '<section id="summary">' in html and "<details" in html
     import re
 
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # nothing to fetch

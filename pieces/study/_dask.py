@@ -44,10 +44,10 @@ def _task_on_worker(task):
     the parallelism)."""
     import numba
 
-    from .runner import _timed_task
+    from .tasks import timed_task
 
     numba.set_num_threads(1)
-    return _timed_task(task)
+    return timed_task(task)
 
 
 def _client(jobs, scheduler, scheduler_file):

@@ -26,7 +26,7 @@ def default_settings(size="default"):
     if size not in SIZES:
         raise ValueError(f"unknown study size {size!r}")
     gd_auto = {"optimizer": "gd", "lr": "auto", "steps": 300, "record_every": 100}
-    adam = {"optimizer": "adam", "lr": 1e-4, "steps": 2000, "record_every": 1000, "adam_eps": 1e-7}
+    adam = {"optimizer": "adam", "lr": 1e-4, "steps": 1000, "record_every": 500, "adam_eps": 1e-7}
     s = {
         "title": "relu-pieces study",
         "seeds": 10,
@@ -39,14 +39,16 @@ def default_settings(size="default"):
                   "schedule": "cosine", "lr_final": 0.1, "record_every": 250, "adam_eps": 1e-4},
         # constructions: sawtooth and Yarotsky nets trained on their own targets from the
         # exact weights (delta 0) and from relative perturbations delta
-        "construction_depths": list(range(1, 13)),
+        # depths to 10: a depth-L construction trains on 2**(L+2)+1 points, and the
+        # budget goes to seeds (the outcome counts per depth) rather than to L = 11, 12
+        "construction_depths": list(range(1, 11)),
         "construction_deltas": [0.0, "ulp", 1e-6, 1e-3],
-        "construction_seeds": 10,
+        "construction_seeds": 8,
         # GD at the stable step (the paper's setting; its step shrinks like 1/λ_max ~ 4^-L)
         # beside Adam, whose step does not: lr 1e-4 repairs the positive control
         # (sawtooth, fp64, δ = 1e-3, shallow depths); adam_eps 1e-7 is a normal or
         # subnormal number in every format of the study (1e-8 is 0 in fp16)
-        "construction_train": {**gd_auto, "steps": 500, "record_every": 250},
+        "construction_train": {**gd_auto, "steps": 300, "record_every": 150},
         "construction_adam": dict(adam),
         # Theorem 3.4: one perturbed GD step from He nets at 0, 10% and 100% of a GD run,
         # and from constructions stepped toward a target not their own
@@ -77,14 +79,15 @@ def default_settings(size="default"):
         "backprop_depths": [2, 4, 8, 12, 16],
         "precisions": ["fp64", "fp32", "fp16", "bf16", "p5"],
         "precision_depths": [2, 4, 6, 8, 10, 12],
-        # depths of the construction starts of the precision experiment (default: as
-        # precision_depths); they train on 2**(L+1)+1 points
-        "precision_construction_depths": None,
+        # depths of the construction starts of the precision experiment (None: as
+        # precision_depths); they train on 2**(L+2)+1 points, in emulated formats at
+        # 3.5-7x the fp64 cost, so the default stops at 8
+        "precision_construction_depths": [2, 4, 6, 8],
         "precision_deltas": [0.0, "ulp"],
         "precision_seeds": 10,
-        "precision_construction_seeds": 5,
+        "precision_construction_seeds": 4,
         "precision_construction_train": {**gd_auto, "steps": 300, "record_every": 150},
-        "precision_construction_adam": {**adam, "steps": 1000, "record_every": 500},
+        "precision_construction_adam": dict(adam),
         # He nets of the precision experiment train half as long as those of growth: the
         # comparison is within the experiment, fp64 included
         "precision_train": {"optimizer": "adam", "lr": 0.003, "steps": 1000, "n_samples": 128,
@@ -104,6 +107,7 @@ def default_settings(size="default"):
                  assumption_widths=[4, 8], assumption_depths=[2],
                  assumption_stages=[0.0, 1.0], backprop_depths=[2, 4],
                  precisions=["fp64", "fp16"], precision_depths=[2, 4], precision_seeds=2,
+                 precision_construction_depths=[2, 4],
                  precision_train={**s["precision_train"], "steps": 200, "record_every": 100},
                  precision_construction_train={**s["precision_construction_train"], "steps": 50, "record_every": 25})
     elif size == "full":
@@ -145,17 +149,25 @@ def _construction_tasks(exp, s, depths, deltas, precision, seeds, trains):
     """Every construction at every depth and δ, trained by each of ``trains`` (GD at the
     stable step, and a method whose step does not shrink with λ_max) on 4 points per
     piece of its target (:func:`construction_samples`)."""
+    from .outcomes import tau
+
     tasks = []
     for train in (t for t in trains if t):
         for init in ("sawtooth", "yarotsky_square"):
             for L in depths:
                 target = f"sawtooth:{2 ** (L - 1)}" if init == "sawtooth" else f"yarotsky:{L}"
+                run = dict(train, n_samples=construction_samples(L))
+                if train["optimizer"] == "adam":
+                    # Adam's step is about lr per parameter however close to the minimum,
+                    # so its lr scales with the construction's τ: a near-exact start must
+                    # not be pushed beyond τ by the step size (the sawtooth takes lr)
+                    run["lr"] = train["lr"] * tau(init, L) / tau("sawtooth", L)
                 for d in deltas:
                     delta = _resolve_delta(d, precision)
                     # an exact start and full-batch training on a grid involve no randomness: one seed
                     tasks.append(dict(experiment=exp, init=init, target=target, width=2 if init == "sawtooth" else 3,
                                       depth=L, precision=precision, seeds=seeds if delta > 0 else seeds[:1],
-                                      perturb=delta, train={**train, "n_samples": construction_samples(L)}))
+                                      perturb=delta, train=run))
     return tasks
 
 

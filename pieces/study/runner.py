@@ -34,7 +34,7 @@ from .grid import make_tasks
 from .grid import short_id as _short
 from .rundir import RunDirError, RunLock, check_done_have_rows, read_done, read_results
 from .schema import SettingsError, validate_settings
-from .tasks import COLUMNS, run_task
+from .tasks import COLUMNS, timed_task as _timed_task
 
 __all__ = ["run_study", "StudyError", "atomic_write_text", "read_done"]
 
@@ -284,13 +284,6 @@ def _run_locked(run_dir, settings, experiments, size, jobs, progress, report, de
 
         write_report(run_dir)
     return {"n_tasks": len(tasks), "n_done": len(tasks) - len(todo), "n_run": len(todo), "wall_s": wall}
-
-
-def _timed_task(task, device="cpu"):
-    """``(rows, seconds)`` of ``run_task``."""
-    t0 = time.perf_counter()
-    rows = run_task(task, device)
-    return rows, time.perf_counter() - t0
 
 
 def _run_quietly(task, device):

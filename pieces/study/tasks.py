@@ -18,7 +18,7 @@ from ..train import TrainConfig, net_to_theta, resolve_auto_lr, theta_to_net, tr
 from . import outcomes
 from .outcomes import half_ulp_ratio
 
-__all__ = ["COLUMNS", "run_task"]
+__all__ = ["COLUMNS", "run_task", "timed_task"]
 
 #: Columns of results.csv, in order.
 COLUMNS = ("task", "experiment", "stage", "init", "target", "width", "depth", "seed", "precision",
@@ -268,3 +268,13 @@ def run_task(task, device="cpu"):
     if exp == "backprop":
         return _backprop_rows(task)
     raise ValueError(f"unknown experiment {exp!r}")
+
+
+def timed_task(task, device="cpu"):
+    """``(rows, seconds)`` of :func:`run_task` (what the process pool and the dask
+    workers run)."""
+    import time
+
+    t0 = time.perf_counter()
+    rows = run_task(task, device)
+    return rows, time.perf_counter() - t0

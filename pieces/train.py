@@ -194,9 +194,9 @@ class TrainResult:
     lambda_max : float
         λ_max of the Gauss-Newton curvature at the start where ``lr="auto"``, else NaN.
     lr_underflow : bool
-        ``lr="auto"`` gave a step that rounds to 0 in the precision (a deep
-        construction in fp16): the net cannot move, and the result is the start rounded
-        to the format, after 0 steps.
+        The step (from ``lr="auto"``, or a given one with ``on_underflow="freeze"``)
+        rounds to 0 in the precision (a deep construction in fp16): the net cannot move,
+        and the result is the start rounded to the format, after 0 steps.
     updates : numpy.ndarray
         ``(2, P)`` int64 in the flat training layout: per parameter, the updates
         attempted over the run (a non-zero direction: the gradient for GD/SGD, the first
@@ -377,11 +377,14 @@ def train(net, target, config=None) -> TrainResult:
     return train_batch([net], target, config)[0]
 
 
-def train_batch(nets, target, config=None, seeds=None):
+def train_batch(nets, target, config=None, seeds=None, on_underflow="raise"):
     """Train many nets in parallel (one per Numba thread), as :func:`train` would.
 
     Net ``i`` is trained with ``replace(config, seed=seeds[i])`` (default: all with
     ``config.seed``); results are bit-identical to training them one by one.
+    A given ``lr`` that rounds to 0 in the precision raises ``ValueError``, or with
+    ``on_underflow="freeze"`` gives the start after 0 steps with ``lr_underflow=True``
+    (as ``lr="auto"`` always does: the study's runs record it as frozen).
 
     Returns
     -------
@@ -400,6 +403,10 @@ def train_batch(nets, target, config=None, seeds=None):
         raise ValueError("seeds must be non-negative")
     if isinstance(config.lr, str):
         return _train_auto(nets, target, config, seeds)
+    if on_underflow not in ("raise", "freeze"):
+        raise ValueError(f"on_underflow must be 'raise' or 'freeze', got {on_underflow!r}")
+    if on_underflow == "freeze" and round_array(np.array([float(config.lr)]), config.format)[0] == 0:
+        return _underflowed(nets, target, config, seeds)
     if config.sampling == "random" and len(set(seeds)) > 1:
         # the training points depend on the seed: plan per seed
         out = [None] * len(nets)
@@ -434,19 +441,31 @@ def _train_auto(nets, target, config, seeds):
     for lr in sorted({lr for lr, _ in resolved}):
         idx = [i for i, (v, _) in enumerate(resolved) if v == lr]
         if round_array(np.array([lr]), config.format)[0] == 0:
-            plan = _Plan(target, replace(config, lr=1.0))  # records the start only
-            for i in idx:
-                sizes = np.array([1, *nets[i].widths, 1], dtype=np.int64)
-                theta = plan.theta(nets[i])[None]
-                out[i] = TrainResult(net=theta_to_net(theta[0], sizes),
-                                     history=np.array(plan.record(theta, sizes, 0), dtype=HISTORY_DTYPE),
-                                     diverged=False, steps_done=0, config=replace(config, lr=lr, seed=seeds[i]),
-                                     lr=lr, lambda_max=resolved[i][1], lr_underflow=True)
+            for i, r in zip(idx, _underflowed([nets[i] for i in idx], target, replace(config, lr=lr),
+                                              [seeds[i] for i in idx])):
+                r.lambda_max = resolved[i][1]
+                out[i] = r
             continue
         res = train_batch([nets[i] for i in idx], target, replace(config, lr=lr), [seeds[i] for i in idx])
         for i, r in zip(idx, res):
             r.lambda_max = resolved[i][1]
             out[i] = r
+    return out
+
+
+def _underflowed(nets, target, config, seeds):
+    """Results of nets whose step ``config.lr`` rounds to 0 in the format: the start
+    rounded to the format, after 0 steps, ``lr_underflow=True``."""
+    lr = float(config.lr)
+    plan = _Plan(target, replace(config, lr=1.0))  # records the start only
+    out = []
+    for net, seed in zip(nets, seeds):
+        sizes = np.array([1, *net.widths, 1], dtype=np.int64)
+        theta = plan.theta(net)[None]
+        out.append(TrainResult(net=theta_to_net(theta[0], sizes),
+                               history=np.array(plan.record(theta, sizes, 0), dtype=HISTORY_DTYPE),
+                               diverged=False, steps_done=0, config=replace(config, lr=lr, seed=seed),
+                               lr=lr, lr_underflow=True))
     return out
 
 

@@ -33,15 +33,18 @@ COSTS_FILE = Path(__file__).with_name("costs.json")
 
 
 def _samples(task):
+    if "n_samples" in task.get("train", {}):
+        return int(task["train"]["n_samples"])
     if task["init"] == "he":
-        return int(task.get("train", {}).get("n_samples", 256))
+        return 256
     return max(256, 2 ** (task["depth"] + 1) + 1)
 
 
 def kind(task):
     """The key of a task's cost constant."""
     emulated = any(not parse_precision(p).native for p in task.get("precisions", [task.get("precision", "fp64")]))
-    return f"{task['experiment']}/{'he' if task['init'] == 'he' else 'construction'}/{'emulated' if emulated else 'native'}"
+    exp = task["experiment"] + ("-iteration" if task.get("kind") == "iteration" else "")
+    return f"{exp}/{'he' if task['init'] == 'he' else 'construction'}/{'emulated' if emulated else 'native'}"
 
 
 def work(task):
@@ -50,8 +53,12 @@ def work(task):
     exp = task["experiment"]
     if exp in ("growth", "constructions", "precision"):
         return float(n * task["train"]["steps"] * _samples(task) * L * w * w)
+    if exp == "perturbation" and task.get("kind") == "iteration":
+        regions = w * L if task["init"] == "he" else 2.0**L
+        steps = max(task["iteration_steps"])
+        return float(n * len(task["etas"]) * int(task["draws"]) * (steps * 256 * L * w * w + regions * L * w))
     if exp == "perturbation":
-        draws = len(task["etas"]) * int(task["draws"])
+        draws = (len(task["etas"]) + len(task.get("sigmas", []))) * int(task["draws"])
         stages = len(task.get("stages", [0]))
         regions = w * L if task["init"] == "he" else 2.0**L
         train = task.get("train", {}).get("steps", 0) * 256 * L * w * w

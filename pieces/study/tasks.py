@@ -51,8 +51,11 @@ def _start_nets(task):
 def _training_rows(task, n_samples=None, device="cpu"):
     cfg = _train_config(task, n_samples, device)
     starts = _start_nets(task)
-    results = train_batch(starts, task["target"], cfg, seeds=task["seeds"])
     construction = task["init"] != "he"
+    # a construction's τ-scaled Adam step may be below a format's smallest number: a
+    # frozen run, as the stable GD step that underflows (He nets' given lr: an error)
+    results = train_batch(starts, task["target"], cfg, seeds=task["seeds"],
+                          on_underflow="freeze" if construction else "raise")
     rows = []
     for s, start, res in zip(task["seeds"], starts, results):
         h = res.history

@@ -183,6 +183,8 @@ def _absorbed_gd(runs):
     ulp at the deepest depth, and the depths where the format cannot move the net."""
     recs = []
     gd = runs[runs["optimizer"] == "gd"]
+    if (gd["experiment"] == "precision").any():  # the formats side by side, at the same depths
+        gd = gd[gd["experiment"] == "precision"]
     for prec, s in gd.groupby("precision", sort=True):
         under = sorted(int(L) for L in s[s["lr_underflow"] > 0]["depth"].unique())
         stuck = sorted(int(L) for L, g in s.groupby("depth") if (g["absorbed_fraction"] >= 0.99).mean() > 0.5)

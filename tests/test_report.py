@@ -129,8 +129,10 @@ def test_report_layout_nothing_overflows_at_1280(hostile_run, tmp_path):
         " var d = this.contentDocument.documentElement;"
         " var wide = Array.from(this.contentDocument.querySelectorAll('table, figure, pre, p'))"
         "   .filter(function (e) { return e.getBoundingClientRect().right > d.clientWidth + 1; }).length;"
+        " var s = this.contentDocument.getElementById('summary');"
+        " var n = s ? s.querySelectorAll('li').length : -1;"
         " document.getElementById('out').textContent = 'scrollWidth=' + d.scrollWidth + ' clientWidth=' + d.clientWidth"
-        "   + ' wide=' + wide; };"
+        "   + ' wide=' + wide + ' summary=' + (s ? Math.ceil(s.getBoundingClientRect().bottom) : -1) + ' n=' + n; };"
         "</script></body></html>")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              "--allow-file-access-from-files", "--window-size=1300,900", "--virtual-time-budget=10000",
@@ -139,10 +141,12 @@ def test_report_layout_nothing_overflows_at_1280(hostile_run, tmp_path):
                          timeout=120)
     import re
 
-    m = re.search(r"scrollWidth=(\d+) clientWidth=(\d+) wide=(\d+)", dom.stdout)
+    m = re.search(r"scrollWidth=(\d+) clientWidth=(\d+) wide=(\d+) summary=(-?\d+) n=(-?\d+)", dom.stdout)
     assert m, dom.stdout[-2000:] + dom.stderr[-2000:]
-    scroll, client, wide = map(int, m.groups())
+    scroll, client, wide, summary_bottom, n_sentences = map(int, m.groups())
     assert scroll <= client and wide == 0, m.group(0)
+    # the answer on one screen: the summary ends above the fold of a 1280x800 window
+    assert 2 <= n_sentences <= 8 and 0 < summary_bottom <= 800, m.group(0)
 
 
 def test_report_layout_check_can_fail(tmp_path):

@@ -140,7 +140,7 @@ def survival_table(data):
         return []
     und = data.select(metric="lr_underflow")
     rows = []
-    df = df.assign(optimizer=df["optimizer"].fillna(""))
+    df = df.assign(optimizer=df["optimizer"].fillna("") if "optimizer" in df else "")
     for (exp, init, prec, opt, delta), sub in df.groupby(["experiment", "init", "precision", "optimizer", "delta"],
                                                          sort=True):
         depths = sorted(int(d) for d in sub["depth"].unique())

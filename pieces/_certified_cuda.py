@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from ._certified_cpu import _EXACT, _FLAT, _INFLATE, _KNOWN, _MASK_BITS, _NOGRAIN, _SAFE_HI, _SAFE_LO, _TINY, _U, _WMIN
+from ._certified_bounds import _EXACT, _FLAT, _INFLATE, _KNOWN, _MASK_BITS, _NOGRAIN, _SAFE_HI, _SAFE_LO, _TINY, _U, _WMIN
 from ._cuda import blocks_for, mul_rn, to_device, workspace_budget
 
 __all__ = ["count_batch"]
@@ -56,7 +56,7 @@ def _split(a):
 @cuda.jit(device=True)
 def _exact_sign(s, x, t):
     """The sign of ``s*x + t`` in exact arithmetic, or _AMBIGUOUS outside the range in
-    which Dekker's product and the expansion are exact (as _certified_cpu.exact_sign)."""
+    which Dekker's product and the expansion are exact (as _certified_bounds.exact_sign)."""
     if s == 0.0 or x == 0.0:
         return _sign(t)
     for v in (s, x, t):
@@ -80,7 +80,7 @@ def _exact_sign(s, x, t):
 
 @cuda.jit(device=True)
 def _end_sign(s, t, ea, eb, x, ex):
-    """As _certified_cpu._end_sign."""
+    """As _certified_bounds._end_sign."""
     if math.isinf(x):
         if s == 0.0 and ea == 0.0:
             if eb == 0.0:
@@ -116,7 +116,7 @@ def _grain(v):
 
 @cuda.jit(device=True)
 def _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB):
-    """As _certified_cpu._exact_sums."""
+    """As _certified_bounds._exact_sums."""
     okA = True
     if MA > 0.0:
         q = gW + ga

@@ -22,9 +22,10 @@ import math
 import numpy as np
 from numba import njit
 
-from ._certified_cpu import (AMBIGUOUS, _DD_VMIN, _INFLATE, _MASK_BITS, _ONE, _SAFE_HI, _TINY, _U, _WMIN, _ZERO,
-                             _child_diff, _dd_sums, _fill_reach, _reached, _sign, _two_prod, _two_sum,
-                             merge_pieces, sign_beyond)
+from ._certified_bounds import (AMBIGUOUS, _DD_VMIN, _INFLATE, _MASK_BITS, _ONE, _SAFE_HI, _TINY, _U, _WMIN, _ZERO,
+                                _child_diff, _fill_reach, _reached, _sign, _two_prod, _two_sum, sign_beyond)
+from ._certified_cpu import merge_pieces
+from ._certified_refresh import _dd_sums
 from ._count_cpu import breakpoints_of
 
 __all__ = ["sweep_dd", "count_one_dd"]

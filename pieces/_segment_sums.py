@@ -7,7 +7,7 @@ sums over the live inputs ``i`` (those not off on the segment)::
     s_j  = sum_i W[i, j] a_i          t_j  = b_j + sum_i W[i, j] b_i
     ea_j = sum_i |W[i, j]| qa_i        eb_j = sum_i |W[i, j]| qb_i
 
-with ``qa_i = gamma |a_i| + ea_i`` (``_certified_cpu._bound_terms``). :func:`sums4`
+with ``qa_i = gamma |a_i| + ea_i`` (``_certified_bounds._bound_terms``). :func:`sums4`
 computes all four with one fused multiply-add per term, each entry one chain over the
 live inputs in order (any order is covered by the bound ``gamma_{n+1} sum |w| |a|``).
 

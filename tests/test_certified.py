@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from numba import njit
 
 from pieces import ReLUNet, count_pieces, count_pieces_batch, sawtooth, yarotsky_square
-from pieces import _certified_cpu, _count_cpu
+from pieces import _certified_bounds, _certified_cpu, _certified_refresh, _count_cpu
 from pieces._certified_dd import count_one_dd
 from pieces._rational import slope_at
 from strategies import intervals, nets
@@ -255,14 +255,14 @@ def test_refreshed_rows_and_slopes_bound_the_exact_ones(case):
         xm = Fraction(0.5 * lo + 0.5 * hi)
         for layer in (1, n_layers // 2, n_layers - 1):
             rows = np.zeros((4, 1, wmax))
-            if not _certified_cpu._refresh_rows(wt, bf, sizes, layer, lo, hi, ex[k], ex[k + 1], *rows, 0):
+            if not _certified_refresh._refresh_rows(wt, bf, sizes, layer, lo, hi, ex[k], ex[k + 1], *rows, 0):
                 continue
             A, B = exact_rows(net, layer, xm)
             for i in range(sizes[layer]):
                 assert abs(Fraction(rows[0, 0, i]) - A[i]) <= Fraction(rows[2, 0, i])
                 assert abs(Fraction(rows[1, 0, i]) - B[i]) <= Fraction(rows[3, 0, i])
             checked += 1
-        sl, e = _certified_cpu._output_slope_dd(wt, bf, sizes, lo, hi, ex[k], ex[k + 1])
+        sl, e = _certified_refresh._output_slope_dd(wt, bf, sizes, lo, hi, ex[k], ex[k + 1])
         if np.isfinite(e):
             assert abs(Fraction(sl) - slope_at(net, xm)) <= Fraction(e)
             assert e <= serr[k] or serr[k] == 0.0
@@ -275,12 +275,12 @@ def test_refresh_refuses_a_point_outside_the_exact_segment():
     net = cancelling_net(3, 4, 16.0, 1e-2, 0)
     wt, bf, sizes, *_ = _count_cpu.pack([net])
     rows = np.zeros((4, 1, sizes.max()))
-    assert _certified_cpu._refresh_rows(wt, bf, sizes, 2, 0.0, 1.0, 0.0, 0.0, *rows, 0)
-    assert not _certified_cpu._refresh_rows(wt, bf, sizes, 2, 0.0, 1.0, 0.5, 0.0, *rows, 0)
-    assert not _certified_cpu._refresh_rows(wt, bf, sizes, 2, 0.0, 1.0, 0.0, 0.5, *rows, 0)
+    assert _certified_refresh._refresh_rows(wt, bf, sizes, 2, 0.0, 1.0, 0.0, 0.0, *rows, 0)
+    assert not _certified_refresh._refresh_rows(wt, bf, sizes, 2, 0.0, 1.0, 0.5, 0.0, *rows, 0)
+    assert not _certified_refresh._refresh_rows(wt, bf, sizes, 2, 0.0, 1.0, 0.0, 0.5, *rows, 0)
     # an infinite end is exact: the segments at both ends of R are refreshed
-    assert _certified_cpu._refresh_rows(wt, bf, sizes, 2, -np.inf, -1e3, 0.0, 1e-9, *rows, 0)
-    assert _certified_cpu._refresh_rows(wt, bf, sizes, 2, 1e3, np.inf, 1e-9, 0.0, *rows, 0)
+    assert _certified_refresh._refresh_rows(wt, bf, sizes, 2, -np.inf, -1e3, 0.0, 1e-9, *rows, 0)
+    assert _certified_refresh._refresh_rows(wt, bf, sizes, 2, 1e3, np.inf, 1e-9, 0.0, *rows, 0)
 
 
 def test_wide_deep_net_on_the_real_line_is_decided_in_float64():
@@ -320,7 +320,7 @@ def test_exact_sign_on_near_cancellations(m, e, n):
 
 @njit
 def _grain_of(v):
-    return _certified_cpu._grain(v, 99999)
+    return _certified_bounds._grain(v, 99999)
 
 
 @settings(max_examples=300)

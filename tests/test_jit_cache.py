@@ -12,7 +12,8 @@ from pieces import _certified_cpu, _jit_cache, _train_cpu
 def test_kernels_carry_the_stamp_of_their_package_dependencies():
     for kernel, deps in ((_train_cpu.loss_grad, {"_train_cpu.py", "precision.py", "_gemm_cpu.py", "_llvm.py"}),
                          (_certified_cpu.count_one,
-                          {"_certified_cpu.py", "_count_cpu.py", "_llvm.py", "_segment_sums.py"})):
+                          {"_certified_cpu.py", "_certified_bounds.py", "_certified_refresh.py", "_count_cpu.py", "_llvm.py",
+                           "_segment_sums.py"})):
         path = Path(kernel.py_func.__code__.co_filename)
         assert kernel._cache._impl.locator.get_source_stamp() == _jit_cache.source_stamp(path)
         assert set(_jit_cache.dependencies(path)) == deps

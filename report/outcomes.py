@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .stats import fmt
+
 __all__ = ["OUTCOMES", "SURVIVING", "outcome_runs", "depth_table", "positive_control", "outcome_findings"]
 
 OUTCOMES = ("kept", "repaired", "frozen", "broken", "collapsed")
@@ -89,8 +91,6 @@ def positive_control(runs):
 
 
 def _fmt(v):
-    from .findings import fmt
-
     return fmt(v)
 
 

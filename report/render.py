@@ -140,7 +140,7 @@ def _survival_section(data, found):
         series = []
         for (prec, delta), s in sub.groupby(["precision", "delta"], sort=True):
             t = s.pivot_table(index="seed", columns="depth", values="value")
-            label = f"{prec}, δ={findings_mod._delta_label(delta)}" if exp == "precision" else f"δ={findings_mod._delta_label(delta)}"
+            label = f"{prec}, δ={findings_mod.delta_label(delta)}" if exp == "precision" else f"δ={findings_mod.delta_label(delta)}"
             series.append((label, t.columns.to_numpy(), t.to_numpy()))
         figs.append(_fig(f"survival-{exp}-{init}", f"{init} after training ({exp}): pieces / 2^L",
                          plots.line_plot(series, "depth L", "pieces / 2^L", f"{init} ({exp})", logy=True,
@@ -303,7 +303,7 @@ def render_html(data, found=None):
         f = r["fit"]
         summary.append({
             "experiment": r["experiment"], "init": r["init"], "target": r["target"], "width": int(r["width"]),
-            "precision": r["precision"], "delta": findings_mod._delta_label(r["delta"]), "stage": r["stage"],
+            "precision": r["precision"], "delta": findings_mod.delta_label(r["delta"]), "stage": r["stage"],
             "n_seeds": r["n_seeds"], "depths": r["depth_range"], "diverged": r["diverged"],
             "median_loss": _fmt(r["median_loss"]), "verdict": f.verdict if f else "error", "error": r["error"],
             "slope": findings_mod.fmt_ci(f.slope, *f.slope_ci) if f else "",
@@ -319,7 +319,7 @@ def render_html(data, found=None):
             continue
         s = r["fit"].summary_row()
         fitted.append({"group": f"{r['experiment']} · {r['init']} · {r['target']} · w={int(r['width'])} · {r['precision']}"
-                                f" · δ={findings_mod._delta_label(r['delta'])} · {r['stage']}",
+                                f" · δ={findings_mod.delta_label(r['delta'])} · {r['stage']}",
                        **{k: _fmt(v) for k, v in s.items()}})
     present = set(data.results["experiment"].unique())
     sections = []
@@ -353,7 +353,7 @@ def render_html(data, found=None):
         g = counts.get((r["experiment"], r["init"], r["precision"], r["optimizer"], r["delta"]))
         oc = " / ".join(str(g[o]) for o in ("kept", "repaired", "frozen", "broken", "collapsed")) if g else ""
         survival.append({**r, "lstar_text": findings_mod.lstar_text(r), "outcome_counts": oc})
-    depth_rows = [{**r, "delta": findings_mod._delta_label(r["delta"]),
+    depth_rows = [{**r, "delta": findings_mod.delta_label(r["delta"]),
                    **{k: _fmt(r[k]) for k in ("lr", "lambda_max", "steps", "loss_ratio", "absorbed", "step_half_ulp",
                                               "err_start", "err_end")}}
                   for r in outc.get("depth_table", [])]

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import math
 
+from .stats import fmt, fmt_ci
+from .survival import lstar_text
+
 __all__ = ["summary_sentences", "MAX_SENTENCES"]
 
 #: The summary's length: it must fit above the fold at 1280×800.
@@ -19,14 +22,10 @@ MAX_SENTENCES = 8
 
 
 def _f(v):
-    from .findings import fmt
-
     return fmt(v)
 
 
 def _ci(v, lo, hi):
-    from .findings import fmt_ci
-
     return fmt_ci(v, lo, hi)
 
 
@@ -74,8 +73,6 @@ def _survival(surv, outc):
 
 
 def _lstar(r):
-    from .findings import lstar_text
-
     return lstar_text(r)
 
 

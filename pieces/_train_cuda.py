@@ -27,7 +27,7 @@ from numba import cuda, from_dtype
 
 from . import config
 from ._cuda import _FP16, device_rounding, rnd, to_device, workspace_budget
-from ._train_cpu import _layout as _layout_host
+from ._train_passes import _layout as _layout_host
 from ._train_cpu import epoch_permutation_py
 
 __all__ = ["run_steps_batch", "evaluate_batch"]

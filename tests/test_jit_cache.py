@@ -10,7 +10,7 @@ from pieces import _certified_cpu, _jit_cache, _train_cpu
 
 
 def test_kernels_carry_the_stamp_of_their_package_dependencies():
-    for kernel, deps in ((_train_cpu.loss_grad, {"_train_cpu.py", "precision.py", "_formats.py", "_rounding.py",
+    for kernel, deps in ((_train_cpu.loss_grad, {"_train_cpu.py", "_train_passes.py", "precision.py", "_formats.py", "_rounding.py",
                                                    "_gemm_cpu.py", "_llvm.py"}),
                          (_certified_cpu.count_one,
                           {"_certified_cpu.py", "_certified_bounds.py", "_certified_refresh.py", "_count_cpu.py", "_llvm.py",

@@ -13,7 +13,7 @@ import tempfile
 import numpy as np
 
 from pieces import ReLUNet, TrainConfig, count_pieces, count_pieces_batch, sawtooth, train_batch
-from pieces import _train_cpu
+from pieces.train import _train_cpu
 from pieces.precision import parse_precision
 from pieces.train import net_to_theta
 
@@ -160,7 +160,7 @@ class TrainBatch:
 
 
 def _require_gpu():
-    from pieces._device import cuda_status, simulated
+    from pieces._jit.device import cuda_status, simulated
 
     ok, why = cuda_status()
     if not ok or simulated():
@@ -175,7 +175,7 @@ class GpuGDStep(GDStep):
 
     def kernels(self):
         _require_gpu()
-        from pieces import _train_cuda
+        from pieces.train import _train_cuda
 
         return _train_cuda
 

@@ -204,7 +204,7 @@ def bench_memory():
 def bench_exact_vs_tolerance():
     """Issue 16: the exact (certified) counter beside the float64 counter with
     tolerances it replaced, in one run, and how often a net needs the fallbacks."""
-    from pieces import _certified_cpu, _count_cpu
+    from pieces.count import _certified_cpu, _count_cpu
 
     numba.set_num_threads(1)
 

@@ -19,8 +19,8 @@ import numba
 import numpy as np
 
 from pieces import ReLUNet, TrainConfig, train_batch
-from pieces import _train_cpu
-from pieces._gemm_cpu import FUSED, INIT_ZERO, gemm
+from pieces.train import _train_cpu
+from pieces.train._gemm_cpu import FUSED, INIT_ZERO, gemm
 from pieces.precision import kernel_rounding, mul, parse_precision, rnd
 from pieces.train import net_to_theta
 

@@ -46,8 +46,9 @@ import warnings  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pieces import ReLUNet, TrainConfig, count_pieces_batch, train_batch  # noqa: E402
-from pieces import _count_cpu, _train_cpu  # noqa: E402
-from pieces._device import cuda_status, simulated  # noqa: E402
+from pieces.count import _count_cpu
+from pieces.train import _train_cpu
+from pieces._jit.device import cuda_status, simulated
 from pieces.precision import parse_precision  # noqa: E402
 from pieces.train import net_to_theta  # noqa: E402
 
@@ -173,7 +174,8 @@ def gd_seconds(kernels, n_nets, w, L, N, precision, steps):
 
 
 def bench_training(info, sizes, tiny):
-    from pieces import _train_cuda, config
+    from pieces.train import _train_cuda
+    from pieces import config
 
     res = {}
     for (w, L, N, n_nets) in sizes:
@@ -265,7 +267,8 @@ def bench_torch(ours, sizes, tiny):
 
 
 def bench_counting(tiny):
-    from pieces import _count_cuda, config
+    from pieces.count import _count_cuda
+    from pieces import config
 
     n_nets, w, L = (4, 4, 2) if tiny else (4096, 32, 8)
     nets = [ReLUNet.random([w] * L, seed=s) for s in range(n_nets)]
@@ -289,7 +292,7 @@ def bench_counting(tiny):
          f"{g:,.0f} vs {c:,.0f} pieces/s = {g / c:.1f}x", "counts equal")
     line("INFO", "  regions per net (mean, max)", f"{r.mean():.0f}, {r.max()}")
     # the exact counter's float64 stage, GPU against CPU (undecided nets: status 1)
-    from pieces import _certified_cpu, _certified_cuda
+    from pieces.count import _certified_cpu, _certified_cuda
 
     _certified_cuda.count_batch(*_count_cpu.pack(nets[:2]), -3.0, 3.0, config.CUDA_COUNT_CAPACITY, 1)
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from . import _jit_cache
+from ._jit import cache as _jit_cache
 
 _jit_cache.install()  # before any kernel is defined: cached kernels follow every source edit
 

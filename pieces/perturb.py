@@ -21,7 +21,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import _train_cpu
+from .train import _train_cpu
 from .net import ReLUNet
 from .precision import kernel_rounding, parse_precision, round_array
 from .train import net_to_theta, theta_to_net

@@ -26,8 +26,10 @@ import math
 import numpy as np
 from numba import njit
 
-from . import _certified_cpu, _count_cpu, config
-from .count import _net_of, exact_regions
+from .count import _certified_cpu, _count_cpu
+from . import config
+from .count._count import _net_of
+from .count import exact_regions
 from .net import ReLUNet
 
 __all__ = ["region_ends", "layer_slopes", "max_input_derivative", "crossing_bound", "CrossingBound",

@@ -53,8 +53,10 @@ def main():
     cuda.to_device = dev
     cuda.device_array = lambda shape, dtype: np.zeros(shape, dtype).view(HostArray)
 
-    from pieces import ReLUNet, _certified_cuda, _count_cpu, _count_cuda, _train_cuda, config
-    from pieces._train_cpu import param_layout
+    from pieces import ReLUNet, config
+    from pieces.count import _certified_cuda, _count_cpu, _count_cuda
+    from pieces.train import _train_cuda
+    from pieces.train._train_cpu import param_layout
     from pieces.precision import parse_precision
 
     _count_cuda.to_device = _train_cuda.to_device = _certified_cuda.to_device = lambda a: dev(np.ascontiguousarray(a))

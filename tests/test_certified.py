@@ -10,9 +10,9 @@ from hypothesis import given, settings, strategies as st
 from numba import njit
 
 from pieces import ReLUNet, count_pieces, count_pieces_batch, sawtooth, yarotsky_square
-from pieces import _certified_bounds, _certified_cpu, _certified_refresh, _count_cpu
-from pieces._certified_dd import count_one_dd
-from pieces._rational import slope_at
+from pieces.count import _certified_bounds, _certified_cpu, _certified_refresh, _count_cpu
+from pieces.count._certified_dd import count_one_dd
+from pieces.count._rational import slope_at
 from strategies import intervals, nets
 
 
@@ -217,7 +217,7 @@ def test_dyadic_slope_equals_the_fraction_slope(net, x, k):
     """slope_at in scaled integers (dyadic points) equals forward differentiation in
     Fractions, on random and degenerate nets, at points of every scale; a point that is
     not dyadic takes the Fraction path."""
-    from pieces._rational import _slope_fractions
+    from pieces.count._rational import _slope_fractions
 
     xf = Fraction(x) * Fraction(2) ** k
     assert slope_at(net, xf) == _slope_fractions(net, xf)
@@ -413,11 +413,11 @@ def test_undecided_slope_pair_is_decided_alone_without_rationals(seed):
     pair of neighbouring slopes is equal in exact arithmetic and inexact in floats. That
     pair alone is decided by exact slopes inside each region; the count equals the
     rational one (and is not the tolerance counter's)."""
-    from pieces.count import _exact_segments
+    from pieces.count._count import _exact_segments
     from pieces.init import initial_net
 
     net = initial_net("yarotsky_square", depth=6, seed=seed, perturb=2.0**-53)
-    from pieces._certified_dd import sweep_dd
+    from pieces.count._certified_dd import sweep_dd
 
     wt, bf, sizes, *_ = _count_cpu.pack([net])
     *_, slope, serr, structural, st_ = sweep_dd(wt, bf, sizes, 0.0, 1.0, 64)
@@ -434,7 +434,7 @@ def test_open_slope_pairs_are_decided_from_the_float64_segments_already_swept():
     open (status 2): ``count_pieces`` decides those pairs from the segments it has,
     without sweeping again, and equals the rational count; a net whose sweep is
     undecided (status 1) goes straight to double-double."""
-    from pieces.count import _certified_float64, _exact_segments
+    from pieces.count._count import _certified_float64, _exact_segments
 
     net = ReLUNet([[[-0.5], [0.3], [-0.7]], [[0.7, -0.7, -0.5], [0.1, 1.0, 0.7], [-0.7, -0.5, -0.5]],
                    [[0.7, 0.5, -0.7]]], [[-1.0, 1.0, 0.3], [1.0, -0.7, -0.5], [1.0]])

@@ -129,7 +129,7 @@ def test_bias_scaling_is_input_scaling_on_the_line(net, c):
 
 def test_rational_sweeps_of_the_same_net_are_kept_and_equal_a_fresh_one():
     # the study counts a trained net, then takes its regions twice: one sweep serves all
-    from pieces import _rational
+    from pieces.count import _rational
 
     net = ReLUNet.random([5, 5, 5], seed=11)
     _rational._segments_of.cache_clear()

@@ -19,9 +19,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pieces import (ReLUNet, TrainConfig, _certified_cpu, _certified_cuda, _count_cpu, config, count_pieces,
-                    count_pieces_batch, sawtooth, train_batch, yarotsky_square)
-from pieces._device import resolve_device, simulated
+from pieces import (
+    ReLUNet, TrainConfig, config, count_pieces, count_pieces_batch, sawtooth, train_batch,
+    yarotsky_square,
+)
+from pieces.count import _certified_cpu, _certified_cuda, _count_cpu
+from pieces._jit.device import resolve_device, simulated
 from pieces.train import evaluate_batch, net_to_theta
 from strategies import nets as net_strategy
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pieces import ReLUNet, count_pieces, sawtooth
-from pieces._grid import count_walk
+from pieces.count._grid import count_walk
 
 
 def both(net, interval):

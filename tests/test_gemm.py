@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from pieces._gemm_cpu import FUSED, INIT_ROW, INIT_ZERO, MASK, RELU, gemm, transpose
-from pieces._llvm import fma
+from pieces.train._gemm_cpu import FUSED, INIT_ROW, INIT_ZERO, MASK, RELU, gemm, transpose
+from pieces._jit.llvm import fma
 
 MODES = [m | f for f in (0, FUSED) for m in (0, INIT_ZERO, INIT_ROW, INIT_ZERO | RELU, INIT_ROW | RELU,
                                               INIT_ZERO | MASK, MASK)]
@@ -202,7 +202,7 @@ def reference_loss_grad(theta, sizes, x, y):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_native_training_kernels_equal_the_reference(dtype):
     from pieces import ReLUNet
-    from pieces._train_cpu import loss_grad
+    from pieces.train._train_cpu import loss_grad
     from pieces.train import net_to_theta
 
     rng = np.random.default_rng(3)

@@ -6,15 +6,18 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pieces import _certified_cpu, _jit_cache, _train_cpu
+from pieces.count import _certified_cpu
+from pieces._jit import cache as _jit_cache
+from pieces.train import _train_cpu
 
 
 def test_kernels_carry_the_stamp_of_their_package_dependencies():
-    for kernel, deps in ((_train_cpu.loss_grad, {"_train_cpu.py", "_train_passes.py", "precision.py", "_formats.py", "_rounding.py",
-                                                   "_gemm_cpu.py", "_llvm.py"}),
+    for kernel, deps in ((_train_cpu.loss_grad, {"train/_train_cpu.py", "train/_train_passes.py", "train/_gemm_cpu.py",
+                                                   "precision/__init__.py", "precision/_arithmetic.py",
+                                                   "precision/_formats.py", "precision/_rounding.py", "_jit/llvm.py"}),
                          (_certified_cpu.count_one,
-                          {"_certified_cpu.py", "_certified_bounds.py", "_certified_refresh.py", "_count_cpu.py", "_llvm.py",
-                           "_segment_sums.py"})):
+                          {"count/_certified_cpu.py", "count/_certified_bounds.py", "count/_certified_refresh.py",
+                           "count/_count_cpu.py", "count/_segment_sums.py", "_jit/llvm.py"})):
         path = Path(kernel.py_func.__code__.co_filename)
         assert kernel._cache._impl.locator.get_source_stamp() == _jit_cache.source_stamp(path)
         assert set(_jit_cache.dependencies(path)) == deps
@@ -23,13 +26,13 @@ def test_kernels_carry_the_stamp_of_their_package_dependencies():
 def test_an_edit_changes_the_stamps_of_the_files_that_import_it_only(tmp_path):
     copy = tmp_path / "pieces"
     shutil.copytree(_jit_cache._PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    train, rational = copy / "_train_cpu.py", copy / "_rational.py"
+    train, rational = copy / "train" / "_train_cpu.py", copy / "count" / "_rational.py"
     before = {f: _jit_cache.source_stamp(f, copy) for f in (train, rational)}
     assert before[train] == _jit_cache.source_stamp(Path(_train_cpu.__file__))
-    src = copy / "precision.py"
+    src = copy / "precision" / "_arithmetic.py"
     src.write_text(src.read_text() + "\n# an edit\n")
     _jit_cache._stamps.clear()
-    assert _jit_cache.source_stamp(train, copy) != before[train]  # precision.py is compiled into it
+    assert _jit_cache.source_stamp(train, copy) != before[train]  # the precision arithmetic is compiled into it
     assert _jit_cache.source_stamp(rational, copy) == before[rational]
 
 

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 from numba import njit
 
-from pieces import _train_cpu
-from pieces.precision import (FastRounding, HAVE_F16C, _round_array, div, float32_rounding, kernel_rounding, mul,
-                              parse_precision, round_array)
+from pieces.train import _train_cpu
+from pieces.precision import (
+    FastRounding, HAVE_F16C, div, float32_rounding, kernel_rounding, mul, parse_precision,
+    round_array,
+)
+from pieces.precision._arithmetic import _round_array
 
 
 def bits64(a):

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from pieces._llvm import fma
-from pieces._segment_sums import sums4
+from pieces._jit.llvm import fma
+from pieces.count._segment_sums import sums4
 
 
 @njit(cache=True)

@@ -177,7 +177,7 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
     dict
         ``n_tasks``, ``n_done`` (before this call), ``n_run`` and ``wall_s``.
     """
-    from .._device import resolve_device
+    from .._jit.device import resolve_device
 
     try:
         settings = validate_settings(settings)
@@ -205,7 +205,7 @@ def run_study(out, settings, experiments, size="default", jobs=1, progress=True,
 
 def _run_locked(run_dir, settings, experiments, size, jobs, progress, report, device, tasks, announce,
                 executor="local", scheduler=None, scheduler_file=None):
-    from .._device import gpu_description
+    from .._jit.device import gpu_description
 
     meta_path = run_dir / "meta.json"
     try:
@@ -292,7 +292,7 @@ def _run_quietly(task, device):
     the same, and a study would print one per recording)."""
     if device != "cuda":
         return _timed_task(task, device)
-    from .._count_cuda import GPUFallbackWarning
+    from ..count._count_cuda import GPUFallbackWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GPUFallbackWarning)

@@ -14,7 +14,8 @@ from ..perturb import backprop_error, gd_step, gradient, perturbed_iteration
 from ..precision import round_array
 from ..pwl import max_input_derivative, sup_error_between, sup_error_square
 from ..targets import resolve_target
-from ..train import TrainConfig, net_to_theta, resolve_auto_lr, theta_to_net, train, train_batch, training_data
+from ..train import TrainConfig, net_to_theta, theta_to_net, train, train_batch, training_data
+from ..train._train import resolve_auto_lr
 from . import outcomes
 from .outcomes import half_ulp_ratio
 

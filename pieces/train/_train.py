@@ -20,13 +20,13 @@ from dataclasses import replace
 import numpy as np
 
 from . import _train_cpu
-from ._io import atomic_write
-from ._device import resolve_device
+from .._io import atomic_write
+from .._jit.device import resolve_device
 from ._train_types import (HISTORY_DTYPE, SAMPLINGS, SCHEDULES, TrainConfig, TrainResult, net_to_theta,
                            theta_to_net)
-from .count import _check_net, count_packed
-from .precision import parse_precision, round_array
-from .targets import resolve_target
+from ..count._count import _check_net, count_packed
+from ..precision import parse_precision, round_array
+from ..targets import resolve_target
 
 __all__ = [
     "TrainConfig",
@@ -191,7 +191,7 @@ def train_batch(nets, target, config=None, seeds=None, on_underflow="raise"):
 def resolve_auto_lr(net, target, config):
     """``(lr, lambda_max)`` that ``lr="auto"`` gives ``net`` on the training points of
     ``config`` (:func:`pieces.curvature.auto_lr`)."""
-    from .curvature import auto_lr
+    from ..curvature import auto_lr
 
     x, _ = training_data(target, config)
     return auto_lr(net, x)

@@ -1,6 +1,6 @@
 """The forward and backward passes of the CPU training kernels, emulated (every result
 through ``rnd``) and native (fp32, fp64: the register-blocked products of
-:mod:`pieces._gemm_cpu`), and their workspace. See :mod:`pieces._train_cpu` for the
+:mod:`pieces.train._gemm_cpu`), and their workspace. See :mod:`pieces.train._train_cpu` for the
 layout and the loss.
 """
 
@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 from ._gemm_cpu import FUSED, INIT_ROW, INIT_ZERO, MASK, RELU, gemm, transpose
-from .precision import mul, rnd
+from ..precision import mul, rnd
 
 __all__ = ["_layout", "_forward", "_backward", "_workspace"]
 

@@ -1,6 +1,6 @@
 """CUDA twin of the exact piece counter: one GPU thread sweeps one net.
 
-Same public signature as :func:`pieces._count_cpu.count_batch`, same algorithm, same
+Same public signature as :func:`pieces.count._count_cpu.count_batch`, same algorithm, same
 float64 operations in the same order (see that module for the sweep): products go
 through ``mul_rn``, which the GPU never fuses with the sum that follows, so every
 breakpoint is the CPU's to the last bit and the counts are equal. The per-net
@@ -19,9 +19,10 @@ import warnings
 import numpy as np
 from numba import cuda
 
-from . import _count_cpu, config
+from . import _count_cpu
+from .. import config
 from ._count_cpu import _near
-from ._cuda import blocks_for, mul_rn, to_device, workspace_budget
+from .._jit.cuda import blocks_for, mul_rn, to_device, workspace_budget
 
 __all__ = ["count_batch", "GPUFallbackWarning"]
 
@@ -32,7 +33,7 @@ class GPUFallbackWarning(RuntimeWarning):
 
 @cuda.jit(device=True)
 def _interior_point(lo, hi):
-    """:func:`pieces._count_cpu._interior_point`, with its products kept unfused."""
+    """:func:`pieces.count._count_cpu._interior_point`, with its products kept unfused."""
     if math.isinf(lo) and math.isinf(hi):
         return 0.0
     if math.isinf(lo):
@@ -181,7 +182,7 @@ def _count_kernel(wt, bf, sizes, w_off, b_off, s_off, first, a, b, merge_rtol, s
 def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, merge_rtol, slope_rtol, capacity, n_workers):
     """Pieces and regions of every net of a packed batch, on the GPU.
 
-    The twin of :func:`pieces._count_cpu.count_batch` (``n_workers`` is not used: the
+    The twin of :func:`pieces.count._count_cpu.count_batch` (``n_workers`` is not used: the
     GPU runs one thread per net). Nets that overflow ``capacity`` segments on the GPU
     are counted on the CPU, with a :class:`GPUFallbackWarning`.
     """

@@ -31,7 +31,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ._llvm import VBYTES, Simd, fma
+from .._jit.llvm import VBYTES, Simd, fma
 
 __all__ = ["gemm", "transpose", "FUSED", "INIT_ZERO", "INIT_ROW", "RELU", "MASK"]
 

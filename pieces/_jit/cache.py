@@ -2,9 +2,9 @@
 
 Numba keeps a cached kernel as long as the file that defines it is unchanged (it
 stores a hash of that one file). A kernel also holds code compiled in from other
-files: ``rnd`` and the rounding intrinsics of ``precision.py`` live inside every
-training kernel of ``_train_cpu.py``, ``breakpoints_of`` of ``_count_cpu.py`` inside the
-certified counter. After an edit of ``precision.py`` alone, Numba would go on loading
+files: ``rnd`` and the rounding intrinsics of ``precision`` live inside every
+training kernel of ``train/_train_cpu.py``, ``breakpoints_of`` of ``count/_count_cpu.py`` inside the
+certified counter. After an edit of ``precision/_arithmetic.py`` alone, Numba would go on loading
 the old training kernels, and tests would pass against code that is no longer there.
 
 :func:`install` puts a locator in front of Numba's own: for a function defined in this
@@ -19,11 +19,12 @@ missing (another Numba), Numba's own behaviour is kept.
 Examples
 --------
 >>> from pathlib import Path
->>> from pieces import _jit_cache, _train_cpu
+>>> from pieces._jit import cache as _jit_cache
+>>> from pieces.train import _train_cpu
 >>> stamp = _train_cpu.loss_grad._cache._impl.locator.get_source_stamp()
 >>> stamp == _jit_cache.source_stamp(Path(_train_cpu.__file__))
 True
->>> "precision.py" in _jit_cache.dependencies(Path(_train_cpu.__file__))
+>>> "precision/_arithmetic.py" in _jit_cache.dependencies(Path(_train_cpu.__file__))
 True
 """
 
@@ -36,7 +37,7 @@ from pathlib import Path
 
 __all__ = ["dependencies", "install", "source_stamp"]
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # pieces/
 _RELATIVE = re.compile(r"^[ \t]*from[ \t]+(\.+)([\w.]*)[ \t]+import[ \t]+\(?([\w., \t]+)", re.M)
 _ABSOLUTE = re.compile(r"^[ \t]*(?:from|import)[ \t]+pieces\.([\w.]+)", re.M)
 

@@ -1,4 +1,4 @@
-"""The certified counter's decisions and bounds (see :mod:`pieces._certified_cpu`).
+"""The certified counter's decisions and bounds (see :mod:`pieces.count._certified_cpu`).
 
 Error-free transformations (two-sum, two-product), the exact sign of ``s*x + t`` at a
 float point, the sign of a value beyond its bound, the grains (lowest set bit) that
@@ -21,7 +21,7 @@ from numba import njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from ._llvm import fma
+from .._jit.llvm import fma
 
 __all__ = ["exact_sign", "sign_beyond", "AMBIGUOUS"]
 

@@ -22,9 +22,9 @@ import math
 import numpy as np
 from numba import cuda
 
-from . import config
-from ._device import simulated
-from .precision import parse_precision
+from .. import config
+from .device import simulated
+from ..precision import parse_precision
 
 __all__ = ["rnd", "mul_rn", "device_rounding", "to_device", "blocks_for", "workspace_budget"]
 

@@ -34,7 +34,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from ._llvm import Simd, fma
+from .._jit.llvm import Simd, fma
 
 __all__ = ["sums4"]
 

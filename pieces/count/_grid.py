@@ -8,7 +8,7 @@ breakpoint adds a region.
 
 import numpy as np
 
-from . import config
+from .. import config
 
 __all__ = ["count_grid", "count_walk"]
 

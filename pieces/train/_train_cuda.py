@@ -1,6 +1,6 @@
 """CUDA twins of the training kernels (numba-cuda): one thread block trains one net.
 
-Same public signatures as :mod:`pieces._train_cpu`, same parameter layout, same
+Same public signatures as :mod:`pieces.train._train_cpu`, same parameter layout, same
 operations in the same order: the block's threads split the samples for the forward
 pass and the deltas (each sample's sums run over the neurons in order, as on the CPU),
 then split the parameters for the gradient sums (each runs over the samples in order,
@@ -25,8 +25,8 @@ import math
 import numpy as np
 from numba import cuda, from_dtype
 
-from . import config
-from ._cuda import _FP16, device_rounding, rnd, to_device, workspace_budget
+from .. import config
+from .._jit.cuda import _FP16, device_rounding, rnd, to_device, workspace_budget
 from ._train_passes import _layout as _layout_host
 from ._train_cpu import epoch_permutation_py
 
@@ -375,7 +375,7 @@ def _native_half(rounding, nb):
 
 def run_steps_batch(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, batch, seeds, active, rounding,
                     counts=None):
-    """The twin of :func:`pieces._train_cpu.run_steps_batch`, one thread block per net.
+    """The twin of :func:`pieces.train._train_cpu.run_steps_batch`, one thread block per net.
 
     Updates ``thetas``, ``ms`` and ``vs`` (and the attempted / absorbed update
     ``counts``, ``(n, 2, P)``) in place (through the device and back) and
@@ -442,7 +442,7 @@ def _run_steps(thetas, ms, vs, sizes, X, Y, lr, bc, hp, opt, step0, n_steps, nb,
 
 
 def evaluate_batch(thetas, sizes, x, y, rounding):
-    """The twin of :func:`pieces._train_cpu.evaluate_batch`: ``(losses, outputs)``."""
+    """The twin of :func:`pieces.train._train_cpu.evaluate_batch`: ``(losses, outputs)``."""
     n, P = thetas.shape
     dt = thetas.dtype
     N = x.size

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _train_cpu, config
-from .count import check_interval
-from .net import ReLUNet
-from .precision import Format, parse_precision
+from . import _train_cpu
+from .. import config
+from ..count import check_interval
+from ..net import ReLUNet
+from ..precision import Format, parse_precision
 
 __all__ = ["TrainConfig", "TrainResult", "HISTORY_DTYPE", "SCHEDULES", "SAMPLINGS", "net_to_theta", "theta_to_net"]
 

@@ -58,9 +58,10 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from . import _count_cpu, config
-from ._device import resolve_device
-from .net import ReLUNet
+from . import _count_cpu
+from .. import config
+from .._jit.device import resolve_device
+from ..net import ReLUNet
 
 __all__ = ["PieceCount", "count_pieces", "count_pieces_batch", "check_interval", "exact_regions"]
 

@@ -1,6 +1,6 @@
 """The certified sweep in double-double arithmetic: the second stage of ``"certified"``.
 
-Where the float64 stage (:mod:`pieces._certified_cpu`) leaves a decision undecided, its
+Where the float64 stage (:mod:`pieces.count._certified_cpu`) leaves a decision undecided, its
 error bounds have outgrown the margins: rigorous forward bounds grow by about
 ``sum |W||a| / |sum W a|`` per layer, which at width 64 and depth 16 reaches ~1e-3. This
 stage runs the same sweep with every slope, intercept and segment end carried as an

@@ -3,7 +3,7 @@
 Where a segment's float64 bounds leave a decision open, its input maps are recomputed
 from the weights in double-double along its activation pattern (read at a point
 certified inside it), and open pairs of output slopes likewise; see
-:mod:`pieces._certified_cpu`.
+:mod:`pieces.count._certified_cpu`.
 """
 
 import math

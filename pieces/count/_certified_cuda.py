@@ -1,6 +1,6 @@
 """CUDA twin of the exact counter's float64 stage: one GPU thread sweeps one net.
 
-Same public signature as :func:`pieces._certified_cpu.count_batch`, and the same
+Same public signature as :func:`pieces.count._certified_cpu.count_batch`, and the same
 certified decisions (see that module): every float64 quantity carries a rigorous
 forward error bound, dyadic segments whose sums are proved exact by their grains have
 zero bounds and exact signs, equal slopes across a switch that reaches no output are
@@ -25,7 +25,7 @@ import numpy as np
 from numba import cuda
 
 from ._certified_bounds import _EXACT, _FLAT, _INFLATE, _KNOWN, _MASK_BITS, _NOGRAIN, _SAFE_HI, _SAFE_LO, _TINY, _U, _WMIN
-from ._cuda import blocks_for, mul_rn, to_device, workspace_budget
+from .._jit.cuda import blocks_for, mul_rn, to_device, workspace_budget
 
 __all__ = ["count_batch"]
 
@@ -401,7 +401,7 @@ def _count_kernel(wt, bf, sizes, w_off, b_off, s_off, first, a, b, X, FL, MK, V,
 
 def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
     """``(pieces, regions, status)`` of every net of a packed batch, on the GPU: the
-    twin of :func:`pieces._certified_cpu.count_batch` (``n_workers`` is not used).
+    twin of :func:`pieces.count._certified_cpu.count_batch` (``n_workers`` is not used).
     ``status[i]`` is 1 where net i is undecided on the GPU or needs more than
     ``capacity`` segments; the caller decides those on the CPU."""
     n = w_off.size - 1
@@ -427,7 +427,7 @@ def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
     R = cuda.device_array((chunk, wmax), np.uint64)
     OUT = cuda.device_array((chunk, 2, cap), np.float64)
     SAME = cuda.device_array((chunk, cap), np.int8)
-    from . import config
+    from .. import config
 
     threads = config.CUDA_COUNT_THREADS
     for first in range(0, n, chunk):

@@ -10,8 +10,8 @@ p9..p11 in float32 (:func:`pieces.precision.float32_rounding`: the arrays conver
 exactly, products and quotients go through ``mul`` and ``div``). Loops run in a fixed
 order, so results are bit for bit reproducible, and identical between ``train`` and
 ``train_batch``. Native precisions (fp32, fp64) take the same sums in the same orders
-through the register-blocked products of :mod:`pieces._gemm_cpu`
-(:mod:`pieces._train_passes`).
+through the register-blocked products of :mod:`pieces.train._gemm_cpu`
+(:mod:`pieces.train._train_passes`).
 
 Loss: ``L = (1/N) sum_n (f(x_n) - y_n)**2``; ``dL/df(x_n) = (2 r_n) / N``.
 """
@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._train_passes import _backward, _forward, _workspace
-from .precision import div, float32_rounding, kernel_rounding, mul, rnd
+from ..precision import div, float32_rounding, kernel_rounding, mul, rnd
 
 __all__ = ["OPTIMIZERS", "param_layout", "loss_grad", "run_steps_batch", "forward_loss", "evaluate_batch"]
 

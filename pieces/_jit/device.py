@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from . import config
+from .. import config
 
 __all__ = ["cuda_status", "resolve_device", "simulated", "gpu_description"]
 

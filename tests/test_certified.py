@@ -413,7 +413,7 @@ def test_undecided_slope_pair_is_decided_alone_without_rationals(seed):
     pair of neighbouring slopes is equal in exact arithmetic and inexact in floats. That
     pair alone is decided by exact slopes inside each region; the count equals the
     rational one (and is not the tolerance counter's)."""
-    from pieces.count._count import _exact_segments
+    from pieces.count._beyond_float64 import exact_segments as _exact_segments
     from pieces.init import initial_net
 
     net = initial_net("yarotsky_square", depth=6, seed=seed, perturb=2.0**-53)
@@ -434,7 +434,8 @@ def test_open_slope_pairs_are_decided_from_the_float64_segments_already_swept():
     open (status 2): ``count_pieces`` decides those pairs from the segments it has,
     without sweeping again, and equals the rational count; a net whose sweep is
     undecided (status 1) goes straight to double-double."""
-    from pieces.count._count import _certified_float64, _exact_segments
+    from pieces.count._count import _certified_float64
+    from pieces.count._beyond_float64 import exact_segments as _exact_segments
 
     net = ReLUNet([[[-0.5], [0.3], [-0.7]], [[0.7, -0.7, -0.5], [0.1, 1.0, 0.7], [-0.7, -0.5, -0.5]],
                    [[0.7, 0.5, -0.7]]], [[-1.0, 1.0, 0.3], [1.0, -0.7, -0.5], [1.0]])

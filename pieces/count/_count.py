@@ -53,7 +53,6 @@ from __future__ import annotations
 import math
 import threading
 import warnings
-from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -62,37 +61,10 @@ from . import _count_cpu
 from .. import config
 from .._jit.device import resolve_device
 from ..net import ReLUNet
+from ._beyond_float64 import certified_beyond_float64, exact_regions
+from ._piece_count import PieceCount
 
 __all__ = ["PieceCount", "count_pieces", "count_pieces_batch", "check_interval", "exact_regions"]
-
-
-@dataclass(frozen=True)
-class PieceCount:
-    """Result of :func:`count_pieces`.
-
-    Attributes
-    ----------
-    pieces : int
-        Maximal intervals of the domain on which f is affine.
-    regions : int
-        Maximal intervals on which the activation pattern is constant (>= pieces).
-    breakpoints : numpy.ndarray
-        Sorted x where f changes affine piece (``pieces - 1`` of them, or the estimate's
-        for ``"grid"``).
-    method : str
-        How it was counted.
-    """
-
-    pieces: int
-    regions: int
-    breakpoints: np.ndarray = field(repr=False)
-    method: str = "exact"
-
-    def as_dict(self, breakpoints=False):
-        d = {"pieces": self.pieces, "regions": self.regions, "method": self.method}
-        if breakpoints:
-            d["breakpoints"] = [float(x) for x in self.breakpoints]
-        return d
 
 
 def check_interval(interval):
@@ -158,7 +130,7 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
         p, r, bps, status, segs = _certified_float64(wt, bf, sizes, a, b)
         if status == 0:
             return PieceCount(int(p), int(r), bps, method)
-        c = _certified_beyond_float64(net, a, b, segs)
+        c = certified_beyond_float64(net, a, b, segs)
         return PieceCount(c.pieces, c.regions, c.breakpoints, method)
     if method == "tolerance":
         wt, bf, sizes, *_ = _count_cpu.pack([net])
@@ -211,96 +183,6 @@ def _certified_float64(wt, bf, sizes, a, b):
     keep = sum(arr.nbytes for arr in ws) <= config.COUNT_WORKSPACE_KEEP_BYTES
     _workspaces.certified = ws if keep else None
     return p, r, bps, status, segs
-
-
-def _certified_beyond_float64(net, a, b, segs=None):
-    """The exact count of a net that the float64 stage left undecided (see
-    :func:`_exact_segments`, which ``segs`` is passed to), counted in rationals where
-    that cannot decide."""
-    found = _exact_segments(net, a, b, segs)
-    if found is not None:
-        xs, new = found
-        bps = _count_cpu.breakpoints_of(new, xs)
-        return PieceCount(bps.size + 1, xs.size - 1, bps, "exact")
-    exact = count_pieces(net, (a, b), method="rational")
-    return PieceCount(exact.pieces, exact.regions, exact.breakpoints, "exact")
-
-
-def _exact_segments(net, a, b, segs=None):
-    """``(xs, new)``: the exact regions' ends and which start a new piece, or None where
-    only the rationals can decide.
-
-    The float64 sweep, or the double-double one where that is undecided, gives the
-    regions (``segs``: the float64 sweep's ``(xs, ex, slope, serr, same)`` where the
-    caller has them, False where it knows the sweep undecided, None to run it); a pair
-    of neighbouring slopes that neither can prove equal or different is decided alone,
-    by the exact slopes at a rational point certified inside each region
-    (``_rational.slope_at``), as exact geometry libraries decide one predicate.
-    """
-    from . import _certified_cpu
-    from ._certified_dd import sweep_dd
-    from ._rational import slope_at
-
-    if segs is None:
-        wt, bf, sizes, *_ = _count_cpu.pack([net])
-        status, xs, ex, slope, serr, same = _certified_cpu.segments(wt, bf, sizes, a, b,
-                                                                    config.COUNT_INITIAL_CAPACITY)
-    elif segs is False:
-        status = 1
-    else:
-        status = 0
-        xs, ex, slope, serr, same = segs
-    if status != 0:
-        wt, bf, sizes, *_ = _count_cpu.pack([net])
-        _, xs, ex, slope, serr, same, status = sweep_dd(wt, bf, sizes, a, b, config.COUNT_INITIAL_CAPACITY)
-    if status != 0:
-        return None
-    new, undecided = _certified_cpu.open_pairs(slope, serr, same)
-    exact = {}  # segment -> its exact slope (a segment can be in two open pairs)
-    for k in np.flatnonzero(undecided):
-        for seg in (k - 1, k):
-            if seg not in exact:
-                x = _point_inside(xs[seg], xs[seg + 1], ex[seg], ex[seg + 1])
-                if x is None:
-                    return None
-                exact[seg] = slope_at(net, x)
-        new[k] = exact[k - 1] != exact[k]
-    return xs, new
-
-
-def _point_inside(lo, hi, elo, ehi):
-    """A rational point strictly inside the exact segment whose float ends ``lo``,
-    ``hi`` lie within ``elo``, ``ehi`` of its exact ends, or None if none is certain."""
-    from fractions import Fraction
-
-    if math.isinf(lo) and math.isinf(hi):
-        return Fraction(0)
-    if math.isinf(lo):
-        m = Fraction(hi) - max(1, abs(Fraction(hi)))
-    elif math.isinf(hi):
-        m = Fraction(lo) + max(1, abs(Fraction(lo)))
-    else:
-        m = (Fraction(lo) + Fraction(hi)) / 2
-    if not math.isinf(lo) and not m - Fraction(lo) > Fraction(elo):
-        return None
-    if not math.isinf(hi) and not Fraction(hi) - m > Fraction(ehi):
-        return None
-    return m
-
-
-def exact_regions(net, a, b, segs=None):
-    """``(ends, pieces)`` of ``net`` on [a, b]: the ends of its activation regions (the
-    exact partition; float64 ends, each within its certified bound of the exact one, or
-    the exact end rounded where the rationals decided) and its exact piece count.
-    ``segs``: the float64 sweep where the caller ran it (see :func:`_exact_segments`)."""
-    found = _exact_segments(net, a, b, segs)
-    if found is not None:
-        return found[0], int(found[1].sum())
-    from ._rational import count_rational, rational_region_ends
-
-    ends = rational_region_ends(net, a, b)
-    xs = np.array([(a if k == 0 else b) if e is None else float(e) for k, e in enumerate(ends)])
-    return xs, count_rational(net, a, b)[0]
 
 
 def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu", method="exact"):
@@ -373,7 +255,7 @@ def count_packed(packed, a, b, device="cpu", exact=True, nets=None):
             net = nets[i] if nets is not None else _unpack(packed, i)
             # a sweep the CPU left undecided is not run again (the GPU's status 1 may
             # also be an overflow of its buffers)
-            c = _certified_beyond_float64(net, a, b, False if device == "cpu" and status[i] == 1 else None)
+            c = certified_beyond_float64(net, a, b, False if device == "cpu" and status[i] == 1 else None)
             pieces[i], regions[i] = c.pieces, c.regions
         return pieces, regions
     if device == "cuda":

@@ -1,0 +1,45 @@
+"""What a count gives: :class:`PieceCount`.
+
+Examples
+--------
+>>> import numpy as np
+>>> PieceCount(2, 3, np.array([0.5])).as_dict(breakpoints=True)
+{'pieces': 2, 'regions': 3, 'method': 'exact', 'breakpoints': [0.5]}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["PieceCount"]
+
+
+@dataclass(frozen=True)
+class PieceCount:
+    """Result of :func:`count_pieces`.
+
+    Attributes
+    ----------
+    pieces : int
+        Maximal intervals of the domain on which f is affine.
+    regions : int
+        Maximal intervals on which the activation pattern is constant (>= pieces).
+    breakpoints : numpy.ndarray
+        Sorted x where f changes affine piece (``pieces - 1`` of them, or the estimate's
+        for ``"grid"``).
+    method : str
+        How it was counted.
+    """
+
+    pieces: int
+    regions: int
+    breakpoints: np.ndarray = field(repr=False)
+    method: str = "exact"
+
+    def as_dict(self, breakpoints=False):
+        d = {"pieces": self.pieces, "regions": self.regions, "method": self.method}
+        if breakpoints:
+            d["breakpoints"] = [float(x) for x in self.breakpoints]
+        return d

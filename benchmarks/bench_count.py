@@ -1,7 +1,8 @@
 """Speed and memory of the exact counter, as ratios measured in one run.
 
-Run: ``.venv/bin/python benchmarks/bench_count.py`` (``make bench``). Prints one line
-per goal of the counting issue with the measured figure and whether it is met.
+Run: ``.venv/bin/python benchmarks/bench_count.py`` (``make bench``), or with ``scale``
+for the counts past memory alone. Prints one line per goal of the counting issues with
+the measured figure and whether it is met.
 """
 
 import os
@@ -254,15 +255,73 @@ def bench_exact_vs_tolerance():
           f"{t_ex * 1e3:.0f} vs tolerance {t_tol * 1e3:.0f} ms = {t_ex / t_tol:.1f}x")
 
 
+_SCALE_CHILD = """
+import resource, sys, time
+import numba
+numba.set_num_threads(int(sys.argv[3]))
+from pieces import CountLimitError, count_pieces, sawtooth, yarotsky_square
+count_pieces(sawtooth(18), (0.0, 1.0), breakpoints=False, max_memory=2**22)  # compile, chunked path too
+net = {"sawtooth": sawtooth, "yarotsky": yarotsky_square}[sys.argv[1]](int(sys.argv[2]))
+t0 = time.perf_counter()
+try:
+    c = count_pieces(net, (0.0, 1.0), breakpoints=False, max_seconds=600)
+    p, r = c.pieces, c.regions
+except CountLimitError as e:  # the early word: -1 pieces, then the estimate
+    p, r = -1, int(e.estimated_pieces)
+    print("estimate", e.estimated_seconds, file=sys.stderr)
+t = time.perf_counter() - t0
+print(p, r, t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def scale_run(kind, depth, threads):
+    """``(pieces, regions, seconds, peak RSS in bytes)`` of one count in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", _SCALE_CHILD, kind, str(depth), str(threads)],
+                         capture_output=True, text=True, check=True)
+    p, r, t, kib = out.stdout.split()
+    if int(p) < 0:  # stopped early: (-estimated pieces, estimated seconds, seconds to say so, RSS)
+        return -int(r), float(out.stderr.split()[-1]), float(t), int(kib) * 1024
+    return int(p), int(r), float(t), int(kib) * 1024
+
+
+def bench_scale(sizes=(24, 28, 32)):
+    """Issue 30: counts past memory, each in its own process, its peak RSS from the OS."""
+    threads = numba.config.NUMBA_NUM_THREADS
+    p20, _, t20, _ = scale_run("sawtooth", 20, threads)
+    per20 = t20 / p20
+    print(f"  sawtooth(20): {p20} pieces in {t20:.2f} s = {per20 * 1e9:.0f} ns/piece on {threads} threads "
+          "(the per-piece reference)")
+    for kind, depth in [("sawtooth", L) for L in sizes] + [("yarotsky", 24)]:
+        p, r, t, rss = scale_run(kind, depth, threads)
+        if p < 0:
+            report(f"{kind}({depth}): stopped after {t:.0f} s (limit 10 min)",
+                   f"estimated {-p:.3g} pieces in {r / 60:.0f} min; peak RSS {rss / 2**30:.2f} GiB",
+                   "exact, <= 1.3x per piece", False)
+            continue
+        per = t / p
+        report(f"{kind}({depth}): {p} pieces in {t:.1f} s, {p / t / 1e6:.1f} M pieces/s",
+               f"peak RSS {rss / 2**30:.2f} GiB; {per * 1e9:.0f} ns/piece = {per / per20:.2f}x sawtooth(20)'s",
+               "<= 1.5 GiB, <= 1.3x", rss <= 1.5 * 2**30 and per <= 1.3 * per20)
+        if depth == 32:
+            report("  sawtooth(32) exact", f"{t / 60:.1f} min", "<= 10 min", t <= 600)
+    t1 = min(scale_run("sawtooth", 24, 1)[2] for _ in range(2))
+    t2 = min(scale_run("sawtooth", 24, 2)[2] for _ in range(2))
+    report("sawtooth(24): 2 threads vs 1", f"{t1:.2f} / {t2:.2f} s = {t1 / t2:.2f}x", ">= 1.8x", t1 / t2 >= 1.8)
+
+
 def main():
     print(f"relu-pieces counting benchmarks; numba {numba.__version__}, "
           f"{numba.config.NUMBA_NUM_THREADS} threads available")
+    if sys.argv[1:] == ["scale"]:  # only the counts past memory (about 6 minutes)
+        bench_scale()
+        return
     bench_sawtooth()
     bench_vs_grid()
     bench_throughput()
     bench_batch_scaling()
     bench_memory()
     bench_exact_vs_tolerance()
+    bench_scale()
 
 
 if __name__ == "__main__":

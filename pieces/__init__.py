@@ -17,7 +17,7 @@ from ._jit import cache as _jit_cache
 _jit_cache.install()  # before any kernel is defined: cached kernels follow every source edit
 
 from .constructions import sawtooth, yarotsky_square
-from .count import PieceCount, count_pieces, count_pieces_batch
+from .count import CountLimitError, CountMemoryError, PieceCount, count_pieces, count_pieces_batch
 from .init import initial_net
 from .net import ReLUNet
 from .perturb import BackpropError, backprop_error, perturbed_step
@@ -34,6 +34,8 @@ __all__ = [
     "PieceCount",
     "count_pieces",
     "count_pieces_batch",
+    "CountLimitError",
+    "CountMemoryError",
     "sawtooth",
     "yarotsky_square",
     "initial_net",

@@ -30,7 +30,12 @@ def build_parser():
     c.add_argument("--method", choices=config.METHODS, default="exact")
     c.add_argument("--n", type=int, default=None, help="grid points for --method grid")
     c.add_argument("--json", action="store_true", help="print one JSON object")
-    c.add_argument("--breakpoints", action="store_true", help="also print the breakpoints")
+    c.add_argument("--breakpoints", nargs="?", const=True, default=False, metavar="FILE.npy",
+                   help="also print the breakpoints, or with FILE.npy stream them to that file (any number)")
+    c.add_argument("--max-memory", type=float, default=config.COUNT_MAX_MEMORY / 2**30, metavar="GIB",
+                   help="memory budget in GiB (default %(default)g); --method exact counts beyond it in chunks")
+    c.add_argument("--max-seconds", type=number, default=config.COUNT_CLI_MAX_SECONDS,
+                   help="stop early, with the estimate, when a count would take longer (default %(default)g)")
     c.set_defaults(func=cmd_count)
 
     t = sub.add_parser("train", help="train a net, write it (.npz) and its history (.csv)")
@@ -122,6 +127,9 @@ def main(argv=None):
         return args.func(args)
     except UsageError as exc:
         print(f"pieces: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:  # CountMemoryError: a budget that a method cannot keep
+        print(f"pieces: error: {str(exc).splitlines()[0] if str(exc) else 'out of memory'}", file=sys.stderr)
         return 2
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

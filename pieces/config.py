@@ -14,6 +14,10 @@ __all__ = [
     "DEVICES",
     "COUNT_INITIAL_CAPACITY",
     "COUNT_WORKSPACE_KEEP_BYTES",
+    "COUNT_MAX_MEMORY",
+    "COUNT_PROBE_BYTES",
+    "COUNT_CLI_MAX_SECONDS",
+    "TRAIN_COUNT_MAX_SECONDS",
     "SGD_BATCH_SIZE",
     "CUDA_TRAIN_THREADS",
     "CUDA_COUNT_THREADS",
@@ -72,6 +76,24 @@ COUNT_INITIAL_CAPACITY = 64
 #: A thread keeps the certified counter's buffers between single-net counts up to this
 #: size (their nominal bytes; only pages once touched take memory).
 COUNT_WORKSPACE_KEEP_BYTES = 256 * 2**20
+
+#: Default memory budget of one count (``count_pieces(max_memory=...)``, ``pieces count
+#: --max-memory``), in bytes: the counter's buffers on all threads, plus the breakpoints
+#: it keeps. A count that would need more is split into chunks joined exactly.
+COUNT_MAX_MEMORY = 2**30
+
+#: A single count first runs whole with buffers of at most this many bytes; a net that
+#: needs more is counted in chunks, on every Numba thread.
+COUNT_PROBE_BYTES = 32 * 2**20
+
+#: ``pieces count --max-seconds`` when not given: a count estimated to take longer stops
+#: early, with the estimate and how to raise the limit.
+COUNT_CLI_MAX_SECONDS = 3600.0
+
+#: A count that training records (the history's pieces and regions) and that is
+#: estimated to take longer than this stops the training with ``CountLimitError``,
+#: early, instead of running for hours: a deep construction's exponentially many pieces.
+TRAIN_COUNT_MAX_SECONDS = 600.0
 
 #: Minibatch size of ``optimizer="sgd"`` when ``batch_size`` is not given.
 SGD_BATCH_SIZE = 32

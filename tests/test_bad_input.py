@@ -273,7 +273,9 @@ def test_generated_bad_settings_never_start_a_run(tmp_path_factory, key, value):
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, str):
-            return json.dumps(v, ensure_ascii=False)
+            # a TOML basic string: control characters (DEL too), quotes and backslashes
+            # escaped; everything else, astral characters included, as it is
+            return '"' + "".join(f"\\u{ord(ch):04x}" if ord(ch) < 32 or ch in '"\\\x7f' else ch for ch in v) + '"'
         if isinstance(v, float) and v != v:
             return "nan"
         if isinstance(v, float) and v in (float("inf"), float("-inf")):

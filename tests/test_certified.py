@@ -434,7 +434,7 @@ def test_open_slope_pairs_are_decided_from_the_float64_segments_already_swept():
     open (status 2): ``count_pieces`` decides those pairs from the segments it has,
     without sweeping again, and equals the rational count; a net whose sweep is
     undecided (status 1) goes straight to double-double."""
-    from pieces.count._count import _certified_float64
+    from pieces.count._chunked import _certified_float64
     from pieces.count._beyond_float64 import exact_segments as _exact_segments
 
     net = ReLUNet([[[-0.5], [0.3], [-0.7]], [[0.7, -0.7, -0.5], [0.1, 1.0, 0.7], [-0.7, -0.5, -0.5]],

@@ -4,8 +4,10 @@ net out."""
 from __future__ import annotations
 
 import json
+import math
+import sys
 
-from .common import check_outputs, json_float
+from .common import UsageError, check_outputs, json_float
 
 __all__ = ["cmd_count", "cmd_train", "cmd_demo"]
 
@@ -15,9 +17,29 @@ def cmd_count(args):
     from ..net import ReLUNet
 
     net = ReLUNet.load(args.net)
-    c = count_pieces(net, tuple(args.interval), method=args.method, n=args.n)
+    to_file = args.breakpoints not in (True, False)
+    if to_file:
+        if not str(args.breakpoints).endswith(".npy"):
+            raise UsageError(f"--breakpoints FILE must name an .npy file, got {args.breakpoints!r}")
+        check_outputs(args.breakpoints)
+    if not (args.max_memory > 0 and math.isfinite(args.max_memory)):
+        raise UsageError(f"--max-memory must be a positive number of GiB, got {args.max_memory:g}")
+    if not args.max_seconds > 0:
+        raise UsageError(f"--max-seconds must be positive, got {args.max_seconds:g}")
+    extra = {}
+    if args.method in ("exact", "certified"):
+        extra = dict(max_seconds=args.max_seconds, progress=_ProgressBar())
+    try:
+        c = count_pieces(net, tuple(args.interval), method=args.method, n=args.n,
+                         max_memory=max(1, int(args.max_memory * 2**30)),
+                         breakpoints=args.breakpoints if to_file else bool(args.breakpoints), **extra)
+    finally:
+        if "progress" in extra:
+            extra["progress"].close()
     if args.json:
-        d = c.as_dict(breakpoints=args.breakpoints)
+        d = c.as_dict(breakpoints=args.breakpoints is True)
+        if to_file:
+            d["breakpoints_file"] = str(args.breakpoints)
         d.update(
             net=str(args.net), interval=[json_float(v) for v in args.interval],
             depth=net.depth, widths=list(net.widths),
@@ -30,9 +52,37 @@ def cmd_count(args):
         print(f"method       {c.method}")
         print(f"pieces       {c.pieces}")
         print(f"regions      {c.regions}")
-        if args.breakpoints:
+        if to_file:
+            print(f"breakpoints  {c.pieces - 1} written to {args.breakpoints}")
+        elif args.breakpoints:
             print("breakpoints  " + " ".join(repr(float(x)) for x in c.breakpoints))
     return 0
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr for a chunked count, shown once it has run 2 s."""
+
+    def __init__(self):
+        import time
+
+        self.t0 = time.perf_counter()
+        self.clock = time.perf_counter
+        self.bar = None
+
+    def __call__(self, fraction, pieces):
+        if self.bar is None:
+            if self.clock() - self.t0 < 2.0:
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1000, desc="counting", unit="‰", file=sys.stderr, leave=False)
+        if fraction == fraction:
+            self.bar.n = int(1000 * fraction)
+        self.bar.set_postfix_str(f"{pieces:.4g} pieces", refresh=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def cmd_train(args):

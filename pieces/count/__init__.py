@@ -20,6 +20,8 @@ Examples
 8
 """
 
-from ._count import PieceCount, check_interval, count_pieces, count_pieces_batch, exact_regions
+from ._count import (CountLimitError, CountMemoryError, PieceCount, check_interval, count_pieces, count_pieces_batch,
+                     exact_regions)
 
-__all__ = ["PieceCount", "count_pieces", "count_pieces_batch", "check_interval", "exact_regions"]
+__all__ = ["PieceCount", "count_pieces", "count_pieces_batch", "check_interval", "exact_regions", "CountLimitError",
+           "CountMemoryError"]

@@ -133,7 +133,7 @@ def count_one(wt, bf, sizes, a, b, capacity):
     return p, r, bps, status
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def count_in(wt, bf, sizes, a, b, ws):
     """:func:`count_one` in the workspace ``ws`` (see :func:`new_workspace`), which it
     returns, grown where it had to: a caller that keeps it counts the next net without
@@ -152,11 +152,12 @@ def count_in(wt, bf, sizes, a, b, ws):
 
 
 @njit(cache=True, parallel=True)
-def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
+def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers, limit=0):
     """``(pieces, regions, status)`` of every net of a packed batch, one workspace per
     worker as in ``_count_cpu.count_batch``; ``status[i]`` is nonzero where net i is
-    undecided in float64, as :func:`count_one` says (its counts are then 0; the caller
-    decides it)."""
+    undecided in float64, as :func:`count_one` says, or 3 where a layer of it needs
+    more than ``limit`` segments (0: no limit); its counts are then 0 and the caller
+    decides it (in chunks, for status 3)."""
     n = w_off.size - 1
     pieces = np.zeros(n, np.int64)
     regions = np.zeros(n, np.int64)
@@ -164,6 +165,7 @@ def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
     wmax = sizes.max() if sizes.size else 1
     for r in prange(n_workers):
         ws = new_workspace(capacity, wmax)
+        ws[25][2] = limit
         for i in range(r, n, n_workers):
             nseg, ws, st = sweep(wt[w_off[i] : w_off[i + 1]], bf[b_off[i] : b_off[i + 1]],
                                  sizes[s_off[i] : s_off[i + 1]], a, b, ws)

@@ -299,11 +299,17 @@ def _count_kernel(wt, bf, sizes, w_off, b_off, s_off, first, a, b, X, FL, MK, V,
     status[i] = 0
 
 
-def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers):
+def count_batch(wt, bf, sizes, w_off, b_off, s_off, a, b, capacity, n_workers, limit=0):
     """``(pieces, regions, status)`` of every net of a packed batch, on the GPU: the
-    twin of :func:`pieces.count._certified_cpu.count_batch` (``n_workers`` is not used).
-    ``status[i]`` is 1 where net i is undecided on the GPU or needs more than
-    ``capacity`` segments; the caller decides those on the CPU."""
+    twin of :func:`pieces.count._certified_cpu.count_batch` (``n_workers`` and
+    ``limit`` are not used: ``capacity`` already bounds the buffers). ``status[i]`` is 1
+    where net i is undecided on the GPU or needs more than ``capacity`` segments; the
+    caller decides those on the CPU, in chunks where they need them.
+
+    This is where the GPU path would chunk by itself: a net over ``capacity`` would be
+    split into sub-intervals packed as separate batch entries (same weights, other
+    ``a``, ``b``) and joined at the seams by the CPU's exact joins (``_chunked._join``),
+    instead of going to the CPU whole."""
     n = w_off.size - 1
     pieces = np.zeros(n, np.int64)
     regions = np.zeros(n, np.int64)

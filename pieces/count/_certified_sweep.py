@@ -24,12 +24,16 @@ def sweep(wt, bf, sizes, a, b, ws):
     Returns ``(nseg, ws, status)``; buffers that had to grow are replaced in the
     returned workspace, whose ``ws[0][:nseg+1]`` holds the segment ends and
     ``ws[14:17]`` the output's slope, its error bound and intercept per segment.
-    ``status`` is 1 (and ``nseg`` 0) when some decision could not be certified.
+    ``status`` is 1 (and ``nseg`` 0) when some decision could not be certified, 3
+    (and ``nseg`` 0) when a layer needs more than ``ws[25][2]`` segments (the memory
+    budget of a chunked count; 0 is no limit).
     """
     n_layers = sizes.size - 1
     wmax = sizes.max()
+    limit = ws[25][2]
     if ws[3].shape[1] < wmax:
         ws = new_workspace(ws[3].shape[0], wmax)
+        ws[25][2] = limit
     (xs, ex, F, A, B, EA, EB, nxs, nex, nF, nA, nB, nEA, nEB,
      slope, serr, intercept, scr, iscr, DIFF, ACT, nDIFF, nACT, reach, same, n_refresh) = ws
     n_refresh[0] = 0
@@ -106,6 +110,10 @@ def sweep(wt, bf, sizes, a, b, ws):
         n_new = 0
         if not last and cap_new < 2 * nseg + n_out + 1:  # a layer mostly at most doubles the segments
             cap_new = 2 * nseg + n_out + 1
+            if limit > 0 and cap_new > limit:
+                cap_new = max(limit, nxs.shape[0] - 1)
+                if cap_new < n_out + 1:
+                    return 0, ws, 3
             nxs = np.empty(cap_new + 1)
             nex = np.empty(cap_new + 1)
             nF = np.empty(cap_new, np.int8)
@@ -130,6 +138,10 @@ def sweep(wt, bf, sizes, a, b, ws):
                 grown = 2 * cap_new
                 while n_new + n_out + 1 > grown:
                     grown *= 2
+                if limit > 0 and grown > limit:
+                    if n_new + n_out + 1 > limit:
+                        return 0, ws, 3  # over the budget: the caller splits the interval
+                    grown = limit
                 nxs, nex, nF, nA, nB, nEA, nEB, nDIFF, nACT = _grow(n_new, grown, nxs, nex, nF, nA, nB, nEA, nEB,
                                                                      nDIFF, nACT)
                 cap_new = grown

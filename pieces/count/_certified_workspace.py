@@ -20,7 +20,8 @@ def new_workspace(capacity, wmax):
     ACT (its active neurons), and per input neuron the bitmask of the neurons its
     weights reach; per segment whether its output is structurally its left
     neighbour's (SAME); last, how many segments had their input maps, and how many
-    output slopes, recomputed in double-double by the last sweep (see ``sweep``).
+    output slopes, recomputed in double-double by the last sweep (see ``sweep``), and
+    the most segments a layer may hold (0: no limit; a chunked count sets it).
     """
     capacity = max(capacity, 1)
     wmax = max(wmax, 1)
@@ -35,7 +36,7 @@ def new_workspace(capacity, wmax):
         np.empty((8, wmax)), np.empty((6, wmax), np.int64),
         np.empty(capacity, np.uint64), np.empty(capacity, np.uint64),
         np.empty(capacity, np.uint64), np.empty(capacity, np.uint64), np.empty(wmax, np.uint64),
-        np.empty(capacity, np.bool_), np.zeros(2, np.int64),
+        np.empty(capacity, np.bool_), np.zeros(3, np.int64),
     )
 
 

@@ -51,7 +51,6 @@ What each method guarantees:
 from __future__ import annotations
 
 import math
-import threading
 import warnings
 
 import numba
@@ -62,9 +61,11 @@ from .. import config
 from .._jit.device import resolve_device
 from ..net import ReLUNet
 from ._beyond_float64 import certified_beyond_float64, exact_regions
+from ._chunked import CountLimitError, CountMemoryError, check_budget, count_exact, segment_bytes
 from ._piece_count import PieceCount
 
-__all__ = ["PieceCount", "count_pieces", "count_pieces_batch", "check_interval", "exact_regions"]
+__all__ = ["PieceCount", "count_pieces", "count_pieces_batch", "check_interval", "exact_regions", "CountLimitError",
+           "CountMemoryError"]
 
 
 def check_interval(interval):
@@ -93,7 +94,8 @@ def _check_net(net):
         raise ValueError(f"expected a ReLUNet, got {type(net).__name__}")
 
 
-def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
+def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None, max_memory=None, breakpoints=True,
+                 max_seconds=None, progress=None):
     """Count the affine pieces and activation regions of ``net`` on ``interval``.
 
     Parameters
@@ -111,6 +113,21 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
         ``config.GRID_DEFAULT_N``), as other tools do.
     n : int, optional
         Grid points for ``"grid"``.
+    max_memory : int, optional
+        Memory budget in bytes (default ``config.COUNT_MAX_MEMORY``). ``"exact"``
+        counts a net that needs more in chunks joined exactly, with the same result
+        (``_chunked``), on every Numba thread; the other methods raise
+        :class:`CountMemoryError` instead.
+    breakpoints : bool or path
+        True: keep them in ``PieceCount.breakpoints`` (where they exceed half the
+        budget, ``CountMemoryError``); False: count without them (``breakpoints`` is
+        None); a path (``"exact"`` only): stream them to that ``.npy`` file.
+    max_seconds : float, optional
+        ``"exact"``: stop with :class:`CountLimitError` as soon as the estimated time
+        of the count exceeds it (within seconds where the estimate is far over).
+    progress : callable, optional
+        ``"exact"``: called as ``progress(fraction_done, pieces_so_far)`` while a
+        chunked count runs.
 
     Returns
     -------
@@ -122,25 +139,46 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
     >>> c = count_pieces(sawtooth(3), (0.0, 1.0))
     >>> c.pieces, c.regions, c.breakpoints.tolist()
     (8, 8, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875])
+    >>> count_pieces(sawtooth(20), (0.0, 1.0), breakpoints=False, max_memory=2**26).pieces
+    1048576
     """
     _check_net(net)
     a, b = check_interval(interval)
+    budget = check_budget(max_memory)
+    if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
+                                    or not max_seconds > 0):
+        raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
     if method in ("exact", "certified"):
-        wt, bf, sizes, *_ = _count_cpu.pack([net])
-        p, r, bps, status, segs = _certified_float64(wt, bf, sizes, a, b)
-        if status == 0:
-            return PieceCount(int(p), int(r), bps, method)
-        c = certified_beyond_float64(net, a, b, segs)
+        c = count_exact(net, a, b, budget, breakpoints, max_seconds, progress)
         return PieceCount(c.pieces, c.regions, c.breakpoints, method)
+    if not isinstance(breakpoints, bool):
+        raise ValueError(f"method {method!r} keeps breakpoints in memory or not at all (True or False); "
+                         "streaming them to a file is for method 'exact'")
+    c = _count_in_memory(net, a, b, method, n, budget)
+    return c if breakpoints else PieceCount(c.pieces, c.regions, None, c.method)
+
+
+def _count_in_memory(net, a, b, method, n, budget):
+    """The methods that count in one pass, refusing where they would exceed ``budget``."""
+    wmax = max(net.widths, default=1)
     if method == "tolerance":
         wt, bf, sizes, *_ = _count_cpu.pack([net])
+        limit = budget // (24 + 48 * wmax)  # two segment sets of ends and rows, the output's slopes
         p, r, bps = _count_cpu.count_one(
-            wt, bf, sizes, a, b, config.MERGE_RTOL, config.SLOPE_RTOL, config.COUNT_INITIAL_CAPACITY
+            wt, bf, sizes, a, b, config.MERGE_RTOL, config.SLOPE_RTOL, config.COUNT_INITIAL_CAPACITY, limit
         )
+        if p < 0:
+            raise CountMemoryError(f"method 'tolerance' counts in one pass and this net needs more than "
+                                   f"max_memory={budget} bytes; method 'exact' counts it in chunks")
         return PieceCount(int(p), int(r), bps, "tolerance")
     if method == "rational":
         from ._rational import count_rational
 
+        # its Fractions take about 400 bytes per neuron and segment: refuse before, from the exact count
+        need = count_exact(net, a, b, budget, False).regions * 400 * (wmax + 1)
+        if need > budget:
+            raise CountMemoryError(f"method 'rational' would need about {need} bytes, over "
+                                   f"max_memory={budget}; method 'exact' gives the same count")
         p, r, bps = count_rational(net, a, b)
         return PieceCount(p, r, np.array([float(x) for x in bps], dtype=np.float64), "rational")
     if method == "grid":
@@ -151,38 +189,12 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None):
         n = config.GRID_DEFAULT_N if n is None else n
         if isinstance(n, bool) or int(n) != n or n < 3:
             raise ValueError(f"grid needs an integer n >= 3 points, got {n!r}")
+        if 32 * int(n) * (wmax + 1) > budget:
+            raise CountMemoryError(f"method 'grid' on {int(n)} points needs about {32 * int(n) * (wmax + 1)} "
+                                   f"bytes, over max_memory={budget}")
         p, r, bps = count_grid(net, a, b, int(n))
         return PieceCount(int(p), int(r), bps, "grid")
     raise ValueError(f"unknown method {method!r}; expected one of {', '.join(config.METHODS)}")
-
-
-_workspaces = threading.local()
-
-
-def _certified_float64(wt, bf, sizes, a, b):
-    """The certified float64 stage of one packed net, in this thread's kept workspace
-    (counting again in the same pages saves the page faults of fresh buffers; a
-    workspace above ``config.COUNT_WORKSPACE_KEEP_BYTES`` is not kept).
-
-    Returns ``(pieces, regions, breakpoints, status, segs)``: ``segs`` is what
-    :func:`_exact_segments` starts from when ``status`` is nonzero: the sweep's
-    segments where only slope pairs are open (status 2), False where the sweep itself
-    was undecided (status 1)."""
-    from . import _certified_cpu
-
-    ws = getattr(_workspaces, "certified", None)
-    if ws is None or ws[3].shape[1] < sizes.max():
-        ws = _certified_cpu.new_workspace(config.COUNT_INITIAL_CAPACITY, int(sizes.max()))
-    p, r, bps, status, ws, nseg = _certified_cpu.count_in(wt, bf, sizes, a, b, ws)
-    segs = None
-    if status == 1:
-        segs = False
-    elif status == 2:
-        segs = (ws[0][: nseg + 1].copy(), ws[1][: nseg + 1].copy(), ws[14][:nseg].copy(), ws[15][:nseg].copy(),
-                ws[24][:nseg].copy())
-    keep = sum(arr.nbytes for arr in ws) <= config.COUNT_WORKSPACE_KEEP_BYTES
-    _workspaces.certified = ws if keep else None
-    return p, r, bps, status, segs
 
 
 def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu", method="exact"):
@@ -228,16 +240,21 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu", method="exact"):
     return count_packed(_count_cpu.pack(nets), a, b, device, exact=exact, nets=nets)
 
 
-def count_packed(packed, a, b, device="cpu", exact=True, nets=None):
+def count_packed(packed, a, b, device="cpu", exact=True, nets=None, max_seconds=None):
     """Pieces and regions of nets already packed (see ``_count_cpu.pack``), in parallel.
 
     ``exact``: the exact counter's float64 stage on ``device`` (``"cpu"`` or ``"cuda"``,
-    already resolved); the nets it leaves undecided are unpacked, or taken from
-    ``nets``, and decided one by one on the CPU. Otherwise the tolerance counter.
+    already resolved), each worker's buffers within its share of
+    ``config.COUNT_MAX_MEMORY``; the nets it leaves undecided, or that need more
+    segments than that, are unpacked (or taken from ``nets``) and decided one by one on
+    the CPU, in chunks where they need them (:func:`count_exact`, no breakpoints kept;
+    ``max_seconds`` as there). Otherwise the tolerance counter.
     """
     wt, bf, sizes, w_off, b_off, s_off = packed
     n = w_off.size - 1
     workers = max(1, min(numba.get_num_threads(), n))
+    wmax = int(sizes.max()) if sizes.size else 1
+    limit = max(1, int(config.COUNT_MAX_MEMORY // (workers * segment_bytes(wmax))))
     if exact:
         if device == "cuda":
             from . import _certified_cuda as kernels
@@ -246,16 +263,17 @@ def count_packed(packed, a, b, device="cpu", exact=True, nets=None):
             from . import _certified_cpu as kernels
         pieces, regions, status = kernels.count_batch(
             wt, bf, sizes, w_off, b_off, s_off, float(a), float(b),
-            config.CUDA_COUNT_CAPACITY if device == "cuda" else config.COUNT_INITIAL_CAPACITY, workers)
+            config.CUDA_COUNT_CAPACITY if device == "cuda" else config.COUNT_INITIAL_CAPACITY, workers, limit)
         if device == "cuda" and status.any():
             warnings.warn(f"{int(status.sum())} of {n} nets were undecided on the GPU or need more than "
                           f"{config.CUDA_COUNT_CAPACITY} segments (config.CUDA_COUNT_CAPACITY); they were "
                           "decided on the CPU", GPUFallbackWarning, stacklevel=3)
         for i in np.flatnonzero(status):
             net = nets[i] if nets is not None else _unpack(packed, i)
-            # a sweep the CPU left undecided is not run again (the GPU's status 1 may
-            # also be an overflow of its buffers)
-            c = certified_beyond_float64(net, a, b, False if device == "cpu" and status[i] == 1 else None)
+            if device == "cpu" and status[i] == 1:  # a sweep the CPU left undecided is not run again
+                c = certified_beyond_float64(net, a, b, False)
+            else:  # over the budget on the CPU, or undecided or overflowing on the GPU
+                c = count_exact(net, a, b, breakpoints=False, max_seconds=max_seconds)
             pieces[i], regions[i] = c.pieces, c.regions
         return pieces, regions
     if device == "cuda":

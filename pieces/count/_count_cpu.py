@@ -93,20 +93,23 @@ def new_workspace(capacity, wmax):
 
 
 @njit(cache=True)
-def enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity):
+def enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity, limit=0):
     """Partition [a, b] into activation regions and give f's slope on each.
 
     Returns ``(xs, slope, intercept, scale)``: ``xs`` the ``n+1`` segment ends, and per
     segment the output's slope and intercept and ``scale = sum |v_i| |A_i|``, the size
-    of the terms that make up the slope (for a relative equality test).
+    of the terms that make up the slope (for a relative equality test). Where a layer
+    needs more than ``limit`` segments (0: no limit), ``xs`` is empty.
     """
     ws = new_workspace(capacity, sizes.max())
-    nseg, ws = sweep(wt, bf, sizes, a, b, merge_rtol, ws)
+    nseg, ws = sweep(wt, bf, sizes, a, b, merge_rtol, ws, limit)
+    if nseg < 0:
+        return np.empty(0), np.empty(0), np.empty(0), np.empty(0)
     return ws[0][: nseg + 1].copy(), ws[6][:nseg].copy(), ws[7][:nseg].copy(), ws[8][:nseg].copy()
 
 
 @njit(cache=True)
-def sweep(wt, bf, sizes, a, b, merge_rtol, ws):
+def sweep(wt, bf, sizes, a, b, merge_rtol, ws, limit=0):
     """The layer-by-layer sweep of one packed net, in the buffers ``ws``.
 
     Returns ``(nseg, ws)``; buffers that had to grow are replaced in the returned
@@ -135,7 +138,7 @@ def sweep(wt, bf, sizes, a, b, merge_rtol, ws):
         n_out = sizes[layer + 1]
         n_new = 0
         if cap_new < 2 * nseg:  # a layer at most ~doubles the segments: grow before, no copy
-            cap_new = 2 * nseg
+            cap_new = 2 * nseg if limit == 0 else max(min(2 * nseg, limit), cap_new)
             nxs = np.empty(cap_new + 1)
             nA = np.empty((cap_new, nA.shape[1]))
             nB = np.empty((cap_new, nB.shape[1]))
@@ -185,6 +188,10 @@ def sweep(wt, bf, sizes, a, b, merge_rtol, ws):
                 grown = 2 * cap_new
                 while n_new + nb + 1 > grown:
                     grown *= 2
+                if limit > 0 and grown > limit:
+                    if n_new + nb + 1 > limit:
+                        return -1, ws  # over the memory budget: the caller refuses
+                    grown = limit
                 gx = np.empty(grown + 1)
                 gx[:n_new] = nxs[:n_new]
                 gA = np.empty((grown, nA.shape[1]))
@@ -252,9 +259,12 @@ def merge_pieces(slope, scale, slope_rtol):
 
 
 @njit(cache=True)
-def count_one(wt, bf, sizes, a, b, merge_rtol, slope_rtol, capacity):
-    """``(pieces, regions, breakpoints)`` of one packed net."""
-    xs, slope, intercept, scale = enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity)
+def count_one(wt, bf, sizes, a, b, merge_rtol, slope_rtol, capacity, limit=0):
+    """``(pieces, regions, breakpoints)`` of one packed net; ``(-1, -1, [])`` where a
+    layer needs more than ``limit`` segments (0: no limit)."""
+    xs, slope, intercept, scale = enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity, limit)
+    if xs.size == 0:
+        return -1, -1, np.empty(0)
     bps = breakpoints_of(merge_pieces(slope, scale, slope_rtol), xs)
     return bps.size + 1, slope.size, bps
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import _train_cpu
+from .. import config as _config
 from .._io import atomic_write
 from .._jit.device import resolve_device
 from ._train_types import (HISTORY_DTYPE, SAMPLINGS, SCHEDULES, TrainConfig, TrainResult, net_to_theta,
@@ -117,7 +118,8 @@ class _Plan:
             np.arange(n + 1, dtype=np.int64) * b_idx.size,
             np.arange(n + 1, dtype=np.int64) * len(sizes),
         )
-        pieces, regions = count_packed(packed, *self.config.interval, self.device)
+        pieces, regions = count_packed(packed, *self.config.interval, self.device,
+                                       max_seconds=_config.TRAIN_COUNT_MAX_SECONDS)
         losses, _ = self.kernels.evaluate_batch(thetas, sizes, self.x, self.y, ())
         return [(steps, float(loss), int(p), int(r)) for loss, p, r in zip(losses, pieces, regions)]
 

@@ -1,7 +1,7 @@
 """Speed and memory of the exact counter, as ratios measured in one run.
 
 Run: ``.venv/bin/python benchmarks/bench_count.py`` (``make bench``), or with ``scale``
-for the counts past memory alone. Prints one line per goal of the counting issues with
+for the counts past memory alone, ``mnist`` for the MNIST-sized MLP along segments. Prints one line per goal of the counting issues with
 the measured figure and whether it is met.
 """
 
@@ -309,11 +309,61 @@ def bench_scale(sizes=(24, 28, 32)):
     report("sawtooth(24): 2 threads vs 1", f"{t1:.2f} / {t2:.2f} s = {t1 / t2:.2f}x", ">= 1.8x", t1 / t2 >= 1.8)
 
 
+def _grid_regions(net, x0, x1, n=10_000):
+    """Regions along the segment as sampling tools count them: activation patterns at
+    ``n`` points, one new region per change between neighbouring points."""
+    t = np.linspace(0.0, 1.0, n)
+    h = x0[None, :] + t[:, None] * (x1 - x0)[None, :]
+    changes = np.zeros(n - 1, bool)
+    for w, b in zip(net.weights[:-1], net.biases[:-1]):
+        z = h @ w.T + b
+        on = z > 0
+        changes |= (on[1:] != on[:-1]).any(axis=1)
+        h = np.where(on, z, 0.0)
+    return 1 + int(changes.sum())
+
+
+def bench_mnist(n_segments=1000, n_grid=100):
+    """Issue 27: an MNIST-sized MLP (784-256-256-256-10, He) along segments between
+    random points of [0, 1]^784 (pixel-like), exact beside a 10^4-point grid."""
+    net = ReLUNet.random([256, 256, 256], init="he", seed=0, in_dim=784, out_dim=10)
+    rng = np.random.default_rng(0)
+    X = rng.random((2 * n_segments, 784))
+    segs = [(X[2 * i], X[2 * i + 1]) for i in range(n_segments)]
+    count_pieces(net, segment=segs[0])
+    t0 = time.perf_counter()
+    exact = [count_pieces(net, segment=s) for s in segs]
+    t_exact = (time.perf_counter() - t0) / n_segments
+    t0 = time.perf_counter()
+    one = [count_pieces(net.output(0), segment=s) for s in segs[:n_grid]]
+    t_one = (time.perf_counter() - t0) / n_grid
+    assert all(o.pieces == e.per_output[0] for o, e in zip(one, exact))
+    t0 = time.perf_counter()
+    grid = [_grid_regions(net, *s) for s in segs[:n_grid]]
+    t_grid = (time.perf_counter() - t0) / n_grid
+    miss = np.array([e.regions for e in exact[:n_grid]]) - np.array(grid)
+    regions = np.array([e.regions for e in exact])
+    print(f"  MNIST-sized MLP 784-256-256-256-10 (He) along {n_segments} segments: regions per segment "
+          f"mean {regions.mean():.1f} (min {regions.min()}, max {regions.max()}); map pieces mean "
+          f"{np.mean([e.pieces for e in exact]):.1f}")
+    report("exact, the 10-output map, vs a 10^4-point grid (numpy, float64)",
+           f"{1 / t_exact:.1f} vs {1 / t_grid:.1f} segments/s = {t_grid / t_exact:.2f}x", "exact faster",
+           t_exact < t_grid)
+    report("exact, one output, vs the grid", f"{1 / t_one:.1f} vs {1 / t_grid:.1f} segments/s = "
+           f"{t_grid / t_one:.2f}x", "(info)", True)
+    report(f"regions the grid misses on {n_grid} segments",
+           f"{int(miss[miss > 0].sum())} in all, on {int((miss != 0).sum())} segments "
+           f"(max {int(np.abs(miss).max())} on one)", "(info: the grid is an estimate)", True)
+
+
 def main():
     print(f"relu-pieces counting benchmarks; numba {numba.__version__}, "
           f"{numba.config.NUMBA_NUM_THREADS} threads available")
     if sys.argv[1:] == ["scale"]:  # only the counts past memory (about 6 minutes)
         bench_scale()
+        return
+    if sys.argv[1:] == ["mnist"]:  # only the MNIST-sized MLP along segments (about 2 minutes)
+        bench_mnist()
         return
     bench_sawtooth()
     bench_vs_grid()
@@ -321,6 +371,7 @@ def main():
     bench_batch_scaling()
     bench_memory()
     bench_exact_vs_tolerance()
+    bench_mnist()
     bench_scale()
 
 

@@ -24,7 +24,8 @@ def build_parser():
     sub = p.add_subparsers(dest="command", parser_class=Parser)
 
     c = sub.add_parser("count", help="count the affine pieces of a saved net")
-    c.add_argument("net", help="network file (.npz, from ReLUNet.save)")
+    c.add_argument("net", help="network file: .npz or .safetensors (ours or a PyTorch nn.Sequential's), "
+                               ".pt/.pth state dict (needs torch)")
     c.add_argument("--interval", nargs=2, type=number, metavar=("A", "B"), default=[0.0, 1.0],
                    help="domain interval (default 0 1; -inf inf for the whole line)")
     c.add_argument("--method", choices=config.METHODS, default="exact")
@@ -36,6 +37,13 @@ def build_parser():
                    help="memory budget in GiB (default %(default)g); --method exact counts beyond it in chunks")
     c.add_argument("--max-seconds", type=number, default=config.COUNT_CLI_MAX_SECONDS,
                    help="stop early, with the estimate, when a count would take longer (default %(default)g)")
+    c.add_argument("--segment", nargs=2, metavar=("A", "B"), default=None,
+                   help="count along the segment from A to B (comma-separated coordinates or .npy files)")
+    c.add_argument("--lines", type=int, default=None, metavar="N",
+                   help="count along N segments between random pairs of rows of --data")
+    c.add_argument("--data", default=None, metavar="X.npy", help="points (n, d) for --lines")
+    c.add_argument("--seed", type=int, default=0, help="seed of the pairs drawn for --lines (default 0)")
+    c.add_argument("--csv", default=None, metavar="FILE.csv", help="with --lines: write one row per segment")
     c.set_defaults(func=cmd_count)
 
     t = sub.add_parser("train", help="train a net, write it (.npz) and its history (.csv)")

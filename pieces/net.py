@@ -1,25 +1,22 @@
-"""The ReLU network f: R -> R that everything else measures."""
+"""The ReLU network f: R^d -> R^k that everything else measures (R -> R for training,
+the study and the kernels; along a segment, any d and k are counted exactly)."""
 
 from __future__ import annotations
-
-import io
-import zipfile
-from pathlib import Path
 
 import numpy as np
 
 from . import config
-from ._io import atomic_write
 
 __all__ = ["ReLUNet"]
 
 
 class ReLUNet:
-    """A fully connected ReLU network from R to R.
+    """A fully connected ReLU network from R^d to R^k (d, k >= 1).
 
     ``weights[i]`` has shape ``(n_out, n_in)`` and ``biases[i]`` shape ``(n_out,)``.
-    Every layer but the last is followed by ReLU; the last is affine. The first layer
-    takes 1 input and the last gives 1 output.
+    Every layer but the last is followed by ReLU; the last is affine. ``weights[0]``
+    has shape ``(n_1, d)`` and ``weights[-1]`` shape ``(k, n_L)``. Training, the study
+    and the kernels take nets from R to R (``in_dim == out_dim == 1``) and refuse others.
 
     Parameters
     ----------
@@ -30,8 +27,8 @@ class ReLUNet:
     Raises
     ------
     ValueError
-        If the shapes do not chain, the input or output is not 1-D, or a value is
-        not finite. The message names the layer.
+        If the shapes do not chain or a value is not finite. The message names the
+        layer.
 
     Examples
     --------
@@ -52,7 +49,7 @@ class ReLUNet:
         if len(weights) < 1:
             raise ValueError("a network needs at least an output layer")
         ws, bs = [], []
-        n_in = 1
+        n_in = None
         for i, (w, b) in enumerate(zip(weights, biases)):
             name = f"layer {i}" + (" (output)" if i == len(weights) - 1 else "")
             try:
@@ -66,14 +63,14 @@ class ReLUNet:
                 raise ValueError(
                     f"{name}: bias shape {b.shape} does not match weight shape {w.shape}"
                 )
-            if w.shape[1] != n_in:
-                what = "the 1-D input" if i == 0 else f"the {n_in} outputs of layer {i - 1}"
+            if n_in is not None and w.shape[1] != n_in:
+                what = f"the {n_in} outputs of layer {i - 1}"
                 raise ValueError(
                     f"{name}: weight shape {w.shape} takes {w.shape[1]} inputs, "
                     f"but {what} gives {n_in}"
                 )
-            if w.shape[0] < 1:
-                raise ValueError(f"{name}: a layer needs at least one neuron")
+            if w.shape[0] < 1 or w.shape[1] < 1:
+                raise ValueError(f"{name}: a layer needs at least one neuron and one input, got shape {w.shape}")
             if not (np.isfinite(w).all() and np.isfinite(b).all()):
                 raise ValueError(f"{name}: weights and biases must be finite (found NaN or inf)")
             w.flags.writeable = False  # private copies: a net never changes
@@ -81,8 +78,6 @@ class ReLUNet:
             ws.append(w)
             bs.append(b)
             n_in = w.shape[0]
-        if n_in != 1:
-            raise ValueError(f"output layer has {n_in} outputs; the output must be 1-D")
         self._weights = tuple(ws)
         self._biases = tuple(bs)
         self._packed = None
@@ -93,7 +88,13 @@ class ReLUNet:
         ``wt`` holds each weight matrix transposed, ``(n_in, n_out)`` row-major, one
         after another; ``bf`` the biases; ``sizes`` the layer sizes ``[1, w_1, ..., 1]``.
         Computed once per net (nets are immutable).
+
+        Raises
+        ------
+        ValueError
+            If the net is not from R to R (the kernels take only those).
         """
+        self.require_scalar("the compiled kernels")
         if self._packed is None:
             wt = np.concatenate([w.T.ravel() for w in self._weights])
             bf = np.concatenate(self._biases)
@@ -103,7 +104,28 @@ class ReLUNet:
             self._packed = (wt, bf, sizes)
         return self._packed
 
+    def require_scalar(self, what):
+        """Raise one clear ``ValueError`` unless the net maps R to R."""
+        if self.in_dim != 1 or self.out_dim != 1:
+            raise ValueError(f"{what} take nets from R to R; this one maps R^{self.in_dim} to R^{self.out_dim} "
+                             "(count it along a segment: count_pieces(net, segment=(x0, x1)))")
+
     # -- structure -------------------------------------------------------------------
+    @property
+    def in_dim(self) -> int:
+        """Dimension d of the input."""
+        return int(self._weights[0].shape[1])
+
+    @property
+    def out_dim(self) -> int:
+        """Dimension k of the output."""
+        return int(self._weights[-1].shape[0])
+
+    def output(self, j):
+        """The net of output ``j`` alone (the same hidden layers), R^d -> R."""
+        return ReLUNet(self._weights[:-1] + (self._weights[-1][j : j + 1],),
+                       self._biases[:-1] + (self._biases[-1][j : j + 1],))
+
     @property
     def weights(self):
         """Weight matrices, ``(n_out, n_in)`` each (read-only)."""
@@ -138,7 +160,8 @@ class ReLUNet:
         return ReLUNet(self._weights, self._biases)
 
     def __repr__(self):
-        return f"ReLUNet(widths={list(self.widths)})"
+        dims = "" if self.in_dim == self.out_dim == 1 else f", in_dim={self.in_dim}, out_dim={self.out_dim}"
+        return f"ReLUNet(widths={list(self.widths)}{dims})"
 
     def __eq__(self, other):
         if not isinstance(other, ReLUNet) or len(self._weights) != len(other._weights):
@@ -151,22 +174,35 @@ class ReLUNet:
     __hash__ = None
 
     # -- evaluation ------------------------------------------------------------------
-    def __call__(self, x):
-        """Evaluate f in float64 on a 1-D array (or a scalar)."""
+    def _inputs(self, x):
+        """``x`` as columns ``(d, n)`` and the shape of the points (``x.shape`` for d = 1,
+        ``x.shape[:-1]`` else)."""
         x = np.asarray(x, dtype=np.float64)
-        scalar = x.ndim == 0
-        h = x.reshape(1, -1)
+        d = self.in_dim
+        if d == 1:
+            return x.reshape(1, -1), x.shape
+        if x.ndim < 1 or x.shape[-1] != d:
+            raise ValueError(f"this net takes points of dimension {d} (shape (n, {d})), got shape {x.shape}")
+        return x.reshape(-1, d).T, x.shape[:-1]
+
+    def __call__(self, x):
+        """Evaluate f in float64: ``x`` of shape (n,) (or a scalar) when d = 1, else
+        (n, d); the result has shape (n,) when k = 1, else (n, k)."""
+        h, shape = self._inputs(x)
         for w, b in zip(self._weights[:-1], self._biases[:-1]):
             h = np.maximum(w @ h + b[:, None], 0.0)
-        out = (self._weights[-1] @ h + self._biases[-1][:, None])[0]
-        return out[0] if scalar else out.reshape(x.shape)
+        out = self._weights[-1] @ h + self._biases[-1][:, None]
+        if self.out_dim == 1:
+            out = out[0]
+            return out[0] if shape == () else out.reshape(shape)
+        return out.T.reshape(shape + (self.out_dim,))
 
     def preactivations(self, x):
-        """Preactivations of every hidden layer at the points ``x``.
+        """Preactivations of every hidden layer at the points ``x`` (as for calling).
 
-        Returns a list of arrays, ``(width_l, len(x))`` each.
+        Returns a list of arrays, ``(width_l, n)`` each.
         """
-        h = np.asarray(x, dtype=np.float64).reshape(1, -1)
+        h, _ = self._inputs(x)
         out = []
         for w, b in zip(self._weights[:-1], self._biases[:-1]):
             z = w @ h + b[:, None]
@@ -175,15 +211,35 @@ class ReLUNet:
         return out
 
     def activation_patterns(self, x):
-        """Boolean pattern ``(len(x), n_neurons)``: neuron active where preactivation > 0."""
+        """Boolean pattern ``(n, n_neurons)``: neuron active where preactivation > 0."""
         zs = self.preactivations(x)
         if not zs:
-            return np.zeros((np.asarray(x).size, 0), dtype=bool)
+            return np.zeros((self._inputs(x)[0].shape[1], 0), dtype=bool)
         return np.concatenate([z > 0 for z in zs], axis=0).T
+
+    def restrict(self, x0, x1):
+        """The net along the segment from ``x0`` to ``x1``: g(t) = f(x0 + t (x1 - x0)),
+        a net from R to R^k, equal to it on t in [0, 1] in exact arithmetic.
+
+        Its weights are the net's and the ends' coordinates, never a rounded product
+        such as W (x1 - x0): two lifting layers carry the line into the first layer
+        (``pieces.count._segment``), so an exact count of the restriction on [0, 1]
+        is the exact count along the segment. Outside [0, 1] it is not the line.
+
+        Examples
+        --------
+        >>> net = ReLUNet([[[1.0, -1.0]], [[1.0]]], [[0.0], [0.0]])  # relu(x - y)
+        >>> g = net.restrict([0.0, 0.5], [1.0, 0.5])
+        >>> g(np.array([0.0, 0.25, 1.0])).tolist()
+        [0.0, 0.0, 0.5]
+        """
+        from .count._segment import restrict
+
+        return restrict(self, x0, x1)
 
     # -- construction ----------------------------------------------------------------
     @classmethod
-    def random(cls, widths, init="he", seed=0, bias_std=None):
+    def random(cls, widths, init="he", seed=0, bias_std=None, in_dim=1, out_dim=1):
         """A random network with hidden ``widths``.
 
         Parameters
@@ -198,6 +254,8 @@ class ReLUNet:
         bias_std : float, optional
             Biases are N(0, bias_std**2); default ``config.BIAS_STD``. For ``uniform``
             the biases follow the weights' distribution instead.
+        in_dim, out_dim : int
+            d and k (default 1: a net from R to R).
 
         Examples
         --------
@@ -213,7 +271,9 @@ class ReLUNet:
         if not (bias_std >= 0 and np.isfinite(bias_std)):
             raise ValueError(f"bias_std must be finite and >= 0, got {bias_std}")
         rng = np.random.default_rng(seed)
-        sizes = [1] + widths + [1]
+        if min(int(in_dim), int(out_dim)) < 1:
+            raise ValueError(f"in_dim and out_dim must be positive, got {in_dim} and {out_dim}")
+        sizes = [int(in_dim)] + widths + [int(out_dim)]
         ws, bs = [], []
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
             if init == "he":
@@ -232,52 +292,46 @@ class ReLUNet:
 
     # -- persistence -----------------------------------------------------------------
     def save(self, path):
-        """Write the net to ``path`` as ``.npz`` (atomically: temp file, then rename)."""
-        arrays = {"format": np.array("relu-pieces-net-1")}
-        for i, (w, b) in enumerate(zip(self._weights, self._biases)):
-            arrays[f"W{i}"] = w
-            arrays[f"b{i}"] = b
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        atomic_write(path, buf.getvalue())
+        """Write the net to ``path``: ``.safetensors`` where the name ends so (through
+        the ``safetensors`` package's numpy API; tensors ``W0``, ``b0``, ...), else
+        ``.npz``. Atomic: a temp file, then rename."""
+        from ._net_io import save_net
+
+        save_net(self, path)
 
     @classmethod
     def load(cls, path):
-        """Read a net written by :meth:`save`. Never unpickles.
+        """Read a net. Never executes code from the file.
+
+        Takes our ``.npz``; ``.safetensors`` with our names or those of a PyTorch
+        ``nn.Sequential`` state dict (``0.weight``, ``0.bias``, ``2.weight``, ...);
+        ``.pt``/``.pth`` state dicts through ``torch.load(..., weights_only=True)``
+        (where torch is installed). See ``pieces/_net_io.py``.
 
         Raises
         ------
         ValueError
-            If the file is not a relu-pieces ``.npz`` or holds an invalid net.
+            If the file is not a network file or holds an invalid net; the message
+            names the tensor or layer.
         FileNotFoundError
             If ``path`` does not exist.
         """
-        path = Path(path)
-        with open(path, "rb") as fh:  # FileNotFoundError / IsADirectoryError pass through
-            magic = fh.read(4)
-        if magic != b"PK\x03\x04":
-            raise ValueError(f"{path}: not a valid .npz network file (not a zip archive)")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                keys = set(data.files)
-                n = sum(1 for k in keys if k.startswith("W"))
-                expected = {f"W{i}" for i in range(n)} | {f"b{i}" for i in range(n)}
-                if n == 0 or not expected <= keys:
-                    raise ValueError(f"{path}: not a relu-pieces network file (keys {sorted(keys)})")
-                ws = [data[f"W{i}"] for i in range(n)]
-                bs = [data[f"b{i}"] for i in range(n)]
-        except FileNotFoundError:
-            raise
-        except ValueError as exc:
-            msg = str(exc)
-            if "pickle" in msg.lower():
-                raise ValueError(f"{path}: refusing to load pickled data") from None
-            if msg.startswith(str(path)):
-                raise
-            raise ValueError(f"{path}: not a valid .npz network file ({msg})") from None
-        except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-            raise ValueError(f"{path}: not a valid .npz network file ({exc})") from None
-        for i, (w, b) in enumerate(zip(ws, bs)):
-            if w.dtype.kind not in "fiu" or b.dtype.kind not in "fiu":
-                raise ValueError(f"{path}: layer {i} holds non-numeric data ({w.dtype}, {b.dtype})")
-        return cls(ws, bs)
+        from ._net_io import load_net
+
+        return load_net(cls, path)
+
+    @classmethod
+    def from_torch(cls, module):
+        """The net of a PyTorch ``nn.Sequential`` of ``Linear`` and ``ReLU`` layers
+        (needs torch: ``pip install 'relu-pieces[torch]'``); other layers are refused
+        by name. A ``Linear`` without bias counts as a zero bias."""
+        from ._torch_bridge import from_torch
+
+        return from_torch(cls, module)
+
+    def to_torch(self, dtype=None):
+        """The net as ``nn.Sequential(Linear, ReLU, ..., Linear)`` in ``dtype``
+        (default ``torch.float64``, exact)."""
+        from ._torch_bridge import to_torch
+
+        return to_torch(self, dtype)

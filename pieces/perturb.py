@@ -41,6 +41,7 @@ def _xy(x, y):
 
 
 def _sizes(net):
+    net.require_scalar("gradients and perturbed steps")
     return np.array([1, *net.widths, 1], dtype=np.int64)
 
 

@@ -39,8 +39,8 @@ def test_he_scale():
     "weights, biases, match",
     [
         ([[[1.0], [1.0]], [[1.0, 1.0, 1.0]]], [[0, 0], [0]], "layer 1 .*takes 3 inputs"),
-        ([[[1.0, 2.0]], [[1.0]]], [[0], [0]], "layer 0: .*1-D input"),
-        ([[[1.0]], [[1.0], [2.0]]], [[0], [0, 0]], "output must be 1-D"),
+        ([np.zeros((2, 0)), [[1.0, 1.0]]], [[0, 0], [0]], "layer 0: .*one input"),
+        ([[[1.0]], np.zeros((0, 1))], [[0], np.zeros(0)], r"layer 1 \(output\): .*one neuron"),
         ([[[np.nan]], [[1.0]]], [[0], [0]], "layer 0: .*finite"),
         ([[[1.0]], [[1.0]]], [[0], [np.inf]], r"layer 1 \(output\): .*finite"),
         ([[[1.0]], [[1.0]]], [[0, 1], [0]], "layer 0: bias shape"),
@@ -89,7 +89,7 @@ def test_load_rejects_garbage(tmp_path):
     np.savez(tmp_path / "nokeys.npz", a=np.zeros(2))
     with pytest.raises(ValueError, match="not a relu-pieces network"):
         ReLUNet.load(tmp_path / "nokeys.npz")
-    np.savez(tmp_path / "shape.npz", W0=np.zeros((2, 2)), b0=np.zeros(2))
+    np.savez(tmp_path / "shape.npz", W0=np.zeros((2, 2)), b0=np.zeros(3))
     with pytest.raises(ValueError, match="layer 0"):
         ReLUNet.load(tmp_path / "shape.npz")
     with pytest.raises(FileNotFoundError):

@@ -17,6 +17,13 @@ def cmd_count(args):
     from ..net import ReLUNet
 
     net = ReLUNet.load(args.net)
+    if args.segment is not None or args.lines is not None:
+        return _count_lines(net, args)
+    if net.in_dim != 1:
+        raise UsageError(f"{args.net} maps R^{net.in_dim} to R^{net.out_dim}: count it along --segment A B or "
+                         "--lines N --data X.npy")
+    if args.data is not None or args.csv is not None:
+        raise UsageError("--data and --csv go with --lines N")
     to_file = args.breakpoints not in (True, False)
     if to_file:
         if not str(args.breakpoints).endswith(".npy"):
@@ -52,11 +59,29 @@ def cmd_count(args):
         print(f"method       {c.method}")
         print(f"pieces       {c.pieces}")
         print(f"regions      {c.regions}")
+        if c.per_output is not None:
+            print("per output   " + " ".join(str(p) for p in c.per_output))
         if to_file:
             print(f"breakpoints  {c.pieces - 1} written to {args.breakpoints}")
         elif args.breakpoints:
             print("breakpoints  " + " ".join(repr(float(x)) for x in c.breakpoints))
     return 0
+
+
+def _count_lines(net, args):
+    from .lines import cmd_lines, cmd_segment
+
+    if args.segment is not None and args.lines is not None:
+        raise UsageError("--segment and --lines are two ways to count; give one")
+    if args.interval != [0.0, 1.0]:
+        raise UsageError("--interval is for nets from R; a segment is counted on t in [0, 1]")
+    if args.breakpoints not in (True, False) or (args.lines is not None and args.breakpoints):
+        raise UsageError("--breakpoints prints the breakpoints (as t) of one --segment; it takes no file here")
+    if args.segment is not None:
+        if args.data is not None or args.csv is not None:
+            raise UsageError("--data and --csv go with --lines N")
+        return cmd_segment(net, args)
+    return cmd_lines(net, args)
 
 
 class _ProgressBar:

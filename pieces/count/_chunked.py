@@ -53,7 +53,6 @@ from .. import config
 from . import _certified_cpu, _count_cpu
 from ._beyond_float64 import certified_beyond_float64
 from ._breakpoint_sink import BreakpointSink
-from ._piece_count import PieceCount
 
 __all__ = ["CountLimitError", "CountMemoryError", "segment_bytes", "count_exact", "check_budget"]
 

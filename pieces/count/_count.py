@@ -62,6 +62,7 @@ from .._jit.device import resolve_device
 from ..net import ReLUNet
 from ._beyond_float64 import certified_beyond_float64, exact_regions
 from ._chunked import CountLimitError, CountMemoryError, check_budget, count_exact, segment_bytes
+from ._multi_output import check_map_method, count_map
 from ._piece_count import PieceCount
 
 __all__ = ["PieceCount", "count_pieces", "count_pieces_batch", "check_interval", "exact_regions", "CountLimitError",
@@ -95,8 +96,9 @@ def _check_net(net):
 
 
 def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None, max_memory=None, breakpoints=True,
-                 max_seconds=None, progress=None):
-    """Count the affine pieces and activation regions of ``net`` on ``interval``.
+                 max_seconds=None, progress=None, segment=None):
+    """Count the affine pieces and activation regions of ``net`` on ``interval``, or
+    along ``segment``.
 
     Parameters
     ----------
@@ -128,6 +130,16 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None, max_memory=No
     progress : callable, optional
         ``"exact"``: called as ``progress(fraction_done, pieces_so_far)`` while a
         chunked count runs.
+    segment : (array_like, array_like), optional
+        ``(x0, x1)``, points of the net's input dimension d: count
+        t -> net(x0 + t (x1 - x0)) on t in [0, 1] (``interval`` must then be left at
+        its default), with breakpoints as t. Needed where d > 1. ``"exact"`` counts
+        the exact restriction (``ReLUNet.restrict``), ``"rational"`` folds the line
+        into the first layer in Fractions.
+
+    With several outputs (k > 1), ``pieces`` and ``breakpoints`` are the map's (maximal
+    intervals on which every output is affine) and ``per_output`` each output's; only
+    ``"exact"`` and ``"rational"`` count them.
 
     Returns
     -------
@@ -141,10 +153,20 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None, max_memory=No
     (8, 8, [0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875])
     >>> count_pieces(sawtooth(20), (0.0, 1.0), breakpoints=False, max_memory=2**26).pieces
     1048576
+    >>> net2 = ReLUNet([[[1.0, 1.0]], [[1.0]]], [[-1.0], [0.0]])  # relu(x + y - 1) on R^2
+    >>> count_pieces(net2, segment=([0.0, 0.0], [1.0, 1.0])).breakpoints.tolist()
+    [0.5]
     """
     _check_net(net)
+    if segment is not None:
+        return _count_segment(net, interval, method, n, max_memory, breakpoints, max_seconds, progress, segment)
+    if net.in_dim != 1:
+        raise ValueError(f"this net takes points of R^{net.in_dim}: count it along a segment, "
+                         "count_pieces(net, segment=(x0, x1))")
     a, b = check_interval(interval)
     budget = check_budget(max_memory)
+    if net.out_dim > 1:
+        return _count_outputs(net, a, b, method, budget, breakpoints)
     if max_seconds is not None and (isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float))
                                     or not max_seconds > 0):
         raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
@@ -156,6 +178,39 @@ def count_pieces(net, interval=(0.0, 1.0), method="exact", n=None, max_memory=No
                          "streaming them to a file is for method 'exact'")
     c = _count_in_memory(net, a, b, method, n, budget)
     return c if breakpoints else PieceCount(c.pieces, c.regions, None, c.method)
+
+
+def _count_segment(net, interval, method, n, max_memory, breakpoints, max_seconds, progress, segment):
+    """:func:`count_pieces` along a segment."""
+    from ._rational_line import count_line_rational
+    from ._segment import restrict, segment_ends
+
+    if tuple(float(v) for v in interval) != (0.0, 1.0):
+        raise ValueError("a segment is counted on t in [0, 1]; leave interval at its default")
+    x0, x1 = segment_ends(net, segment)
+    check_map_method(net, method)
+    if method == "rational":
+        p, r, bps, per = count_line_rational(net, x0, x1, 0.0, 1.0)
+        arr = np.array([float(x) for x in bps], dtype=np.float64) if breakpoints is True else None
+        return PieceCount(p, r, arr, "rational", tuple(per) if net.out_dim > 1 else None)
+    return count_pieces(restrict(net, x0, x1), (0.0, 1.0), method, n, max_memory, breakpoints, max_seconds,
+                        progress)
+
+
+def _count_outputs(net, a, b, method, budget, breakpoints):
+    """:func:`count_pieces` of a net with several outputs."""
+    check_map_method(net, method)
+    if not isinstance(breakpoints, bool):
+        raise ValueError("the breakpoints of a net with several outputs are kept in memory or not at all "
+                         "(True or False)")
+    if method == "rational":
+        from ._rational_line import count_line_rational
+
+        p, r, bps, per = count_line_rational(net, [0.0], [1.0], a, b)
+        arr = np.array([float(x) for x in bps], dtype=np.float64) if breakpoints else None
+        return PieceCount(p, r, arr, "rational", tuple(per))
+    c = count_map(net, a, b, budget, breakpoints)
+    return PieceCount(c.pieces, c.regions, c.breakpoints, method, c.per_output)
 
 
 def _count_in_memory(net, a, b, method, n, budget):
@@ -230,6 +285,7 @@ def count_pieces_batch(nets, interval=(0.0, 1.0), device="cpu", method="exact"):
     nets = list(nets)
     for net in nets:
         _check_net(net)
+        net.require_scalar("count_pieces_batch and its kernels")
     a, b = check_interval(interval)
     if method not in ("exact", "tolerance", "certified"):
         raise ValueError(f"count_pieces_batch counts with method 'exact' or 'tolerance', got {method!r}")

@@ -28,18 +28,24 @@ class PieceCount:
         Maximal intervals on which the activation pattern is constant (>= pieces).
     breakpoints : numpy.ndarray
         Sorted x where f changes affine piece (``pieces - 1`` of them, or the estimate's
-        for ``"grid"``).
+        for ``"grid"``); None where the count was asked not to keep them.
     method : str
         How it was counted.
+    per_output : tuple of int or None
+        For a net with several outputs, each output's pieces (``pieces`` is the map's:
+        maximal intervals on which every output is affine); None for one output.
     """
 
     pieces: int
     regions: int
-    breakpoints: np.ndarray = field(repr=False)
+    breakpoints: np.ndarray | None = field(repr=False)
     method: str = "exact"
+    per_output: tuple | None = None
 
     def as_dict(self, breakpoints=False):
         d = {"pieces": self.pieces, "regions": self.regions, "method": self.method}
-        if breakpoints:
+        if self.per_output is not None:
+            d["per_output"] = list(self.per_output)
+        if breakpoints and self.breakpoints is not None:
             d["breakpoints"] = [float(x) for x in self.breakpoints]
         return d

@@ -162,6 +162,7 @@ def train_batch(nets, target, config=None, seeds=None, on_underflow="raise"):
     nets = list(nets)
     for net in nets:
         _check_net(net)
+        net.require_scalar("training and its kernels")
     seeds = [config.seed] * len(nets) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != len(nets):
         raise ValueError(f"{len(seeds)} seeds for {len(nets)} nets")
@@ -305,6 +306,7 @@ def evaluate_batch(nets, x, precision="fp64", device="cpu"):
     nets = list(nets)
     for net in nets:
         _check_net(net)
+        net.require_scalar("evaluate_batch and its kernels")
     fmt = parse_precision(precision)
     _, kernels = _kernels(device, "evaluation")
     x = np.asarray(x, dtype=np.float64)

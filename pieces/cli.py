@@ -126,7 +126,16 @@ def build_parser():
     return p
 
 
+def _terminate(signum, frame):  # SIGTERM ends a run as Ctrl-C does: partial files removed, one line
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -151,6 +160,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("pieces: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 seams join exactly, budgets hold or refuse, and a count too big to finish says so early."""
 
 import math
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -197,3 +201,18 @@ def test_a_net_beyond_float64_is_chunked_too(monkeypatch):
     calls = spy_on_chunks(monkeypatch)
     c = count_pieces(yarotsky_square(14), (0.0, 1.0), breakpoints=False, max_memory=2**22)
     assert c.pieces == c.regions == 2**14 and calls
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_ends_cleanly_and_leaves_no_partial_file(tmp_path, sig):
+    sawtooth(30).save(tmp_path / "s30.npz")
+    p = subprocess.Popen([sys.executable, "-m", "pieces.cli", "count", "s30.npz", "--breakpoints", "b.npy"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not any(f.name.endswith(".tmp") for f in tmp_path.iterdir()) and time.time() - t0 < 120:
+        time.sleep(0.05)  # the count has started streaming
+    time.sleep(0.5)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and err.strip().splitlines()[-1] == "pieces: interrupted"
+    assert "Traceback" not in err and sorted(f.name for f in tmp_path.iterdir()) == ["s30.npz"]

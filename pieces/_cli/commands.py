@@ -95,12 +95,18 @@ class _ProgressBar:
         self.bar = None
 
     def __call__(self, fraction, pieces):
+        now = self.clock()
         if self.bar is None:
-            if self.clock() - self.t0 < 2.0:
+            if now - self.t0 < 2.0:
                 return
             from tqdm import tqdm
 
-            self.bar = tqdm(total=1000, desc="counting", unit="‰", file=sys.stderr, leave=False)
+            self.bar = tqdm(total=1000, desc="counting", file=sys.stderr, leave=False,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+            self.shown = 0.0
+        if now - self.shown < 0.5:  # chunks finish many times a second: redraw twice a second
+            return
+        self.shown = now
         if fraction == fraction:
             self.bar.n = int(1000 * fraction)
         self.bar.set_postfix_str(f"{pieces:.4g} pieces", refresh=True)

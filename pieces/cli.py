@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 from ._cli.commands import cmd_count, cmd_demo, cmd_train
 from ._cli.common import Parser, UsageError, lr, number, widths
 from ._cli.study import cmd_gate, cmd_report, cmd_study
 
-__all__ = ["main", "UsageError"]
+__all__ = ["main", "console_main", "UsageError"]
 
 
 def build_parser():
@@ -130,9 +131,28 @@ def _terminate(signum, frame):  # SIGTERM ends a run as Ctrl-C does: partial fil
     raise KeyboardInterrupt
 
 
+def _interrupted():
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+    print("pieces: interrupted", file=sys.stderr)
+    return 130
+
+
+def console_main():
+    """The ``pieces`` script: :func:`main`, then an exit that does not wait for counting
+    threads still inside a kernel after an interrupt (their results are dropped)."""
+    rc = main()
+    if rc == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return rc
+
+
 def main(argv=None):
     import signal
-    import threading
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
@@ -158,12 +178,16 @@ def main(argv=None):
         print(f"pieces: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("pieces: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
+    except SystemError as exc:  # a signal that lands inside a Numba call surfaces as this
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            return _interrupted()
+        raise
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

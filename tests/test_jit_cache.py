@@ -18,7 +18,8 @@ def test_kernels_carry_the_stamp_of_their_package_dependencies():
                          (_certified_cpu.count_one,
                           {"count/_certified_cpu.py", "count/_certified_sweep.py", "count/_certified_workspace.py",
                            "count/_certified_bounds.py", "count/_certified_refresh.py",
-                           "count/_count_cpu.py", "count/_segment_sums.py", "_jit/llvm.py"})):
+                           "count/_certified_stages.py", "count/_certified_sums.py", "count/_count_cpu.py",
+                           "count/_segment_sums.py", "_jit/llvm.py", "_jit/staged.py"})):
         path = Path(kernel.py_func.__code__.co_filename)
         assert kernel._cache._impl.locator.get_source_stamp() == _jit_cache.source_stamp(path)
         assert set(_jit_cache.dependencies(path)) == deps

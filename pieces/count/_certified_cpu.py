@@ -26,13 +26,15 @@ children bounds on their inputs' grains and sizes (the sums' grains are at least
 its own values' grains only where they do not prove its sums exact.
 
 The modules: this one holds the counts (per net, per batch, the pieces from the
-segments); the sweep is ``_certified_sweep``, its buffers ``_certified_workspace``, the
-decisions and bounds ``_certified_bounds``, the local double-double recomputation
-``_certified_refresh``. The sweep stays one function on purpose: split into stages
-inlined by Numba (``inline="always"``), bit for bit the same, it ran 3.5-10x slower
-(sawtooth(16): 5.7 -> 60 ms; perf put two thirds of the samples on two instructions of one
-tiny JIT function, the pattern of NRT's atomic reference counts of the stages' array
-arguments, paid per segment).
+segments); the sweep is ``_certified_sweep`` (the loop over layers and segments), run in
+named stages: a segment's sums, bounds and grains in ``_certified_sums``, its signs,
+crossings, boundaries and children in ``_certified_stages``; its buffers are
+``_certified_workspace``, the decisions and bounds ``_certified_bounds``, the local
+double-double recomputation ``_certified_refresh``. The stages are inlined by Numba
+(``inline="always"``) and the sweep compiles with :class:`pieces._jit.staged.StagedCompiler`,
+whose copy propagation removes the atomic reference counts that inlining otherwise
+leaves on every stage's array arguments, per segment (without it the split sweep ran
+3.5-10x slower: sawtooth(16) 6.5 -> 66 ms).
 
 Speed (``benchmarks/bench_count.py`` measures it against the tolerance counter): a
 segment's four sums (slopes, intercepts and their bounds) run in a register-blocked FMA

@@ -15,6 +15,10 @@ flagged (``status`` 1) and decided on the CPU by the caller (``count.count_packe
 as the CPU's own undecided nets are. Exact signs use Dekker's product (with products
 that are never fused) and a Shewchuk expansion, which the simulator computes as the
 GPU does.
+
+The sweep runs in the same named stages as the CPU's (``_certified_cuda_stages``:
+bounds and grains, sums, signs and crossings, boundaries, children); device functions
+carry no reference counts, so they need no special compiler.
 """
 
 from __future__ import annotations
@@ -22,11 +26,14 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ._certified_bounds import _EXACT, _FLAT, _INFLATE, _KNOWN, _MASK_BITS, _NOGRAIN, _SAFE_HI, _TINY, _U, _WMIN
-from ._certified_cuda_bounds import _AMBIGUOUS, _ONE, _ZERO, _exact_sign, _end_sign, _grain, _exact_sums
+from ._certified_bounds import _EXACT, _FLAT, _INFLATE, _KNOWN, _MASK_BITS, _U
+from ._certified_cuda_bounds import _ONE, _ZERO
+from ._certified_cuda_stages import (_boundaries, _children, _crossings, _fill_reach, _input_grains, _layer_scale,
+                                     _reached, _segment_sums)
 from .._jit.cuda import blocks_for, to_device, workspace_budget
 
 __all__ = ["count_batch"]
+
 
 @cuda.jit(device=True)
 def _sweep(wt, bf, sizes, a, b, X, FL, MK, V, S, CJ, reach, slope, serr, same):
@@ -62,35 +69,12 @@ def _sweep(wt, bf, sizes, a, b, X, FL, MK, V, S, CJ, reach, slope, serr, same):
         n_in = sizes[layer]
         n_out = sizes[layer + 1]
         last = layer == n_layers - 1
-        Cw = 0.0
-        bmax = 0.0
-        gW = _NOGRAIN
-        gb = _NOGRAIN
-        for j in range(n_out):
-            cs = 0.0
-            for i in range(n_in):
-                w = wt[w_off + i * n_out + j]
-                aw = abs(w)
-                if aw != 0.0:
-                    if aw < _WMIN or aw > _SAFE_HI:
-                        return -2
-                    gW = min(gW, _grain(w))
-                cs += aw
-            Cw = max(Cw, cs)
-            ab = abs(bf[b_off + j])
-            if ab > _SAFE_HI:
-                return -2
-            if ab != 0.0:
-                gb = min(gb, _grain(bf[b_off + j]))
-            bmax = max(bmax, ab)
+        ok, Cw, bmax, gW, gb = _layer_scale(wt, bf, w_off, b_off, n_in, n_out)
+        if not ok:
+            return -2
         masks = n_in <= _MASK_BITS and n_out <= _MASK_BITS
         if masks:
-            for i in range(n_in):
-                r_i = _ZERO
-                for j in range(n_out):
-                    if wt[w_off + i * n_out + j] != 0.0:
-                        r_i |= _ONE << np.uint64(j)
-                reach[i] = r_i
+            _fill_reach(wt, w_off, n_in, n_out, reach)
         g0 = (n_in + 2) * _U * 1.001
         n_new = 0
         for k in range(nseg):
@@ -100,150 +84,27 @@ def _sweep(wt, bf, sizes, a, b, X, FL, MK, V, S, CJ, reach, slope, serr, same):
             ehi = ex[k + 1]
             flat = (F[k] & _FLAT) != 0
             known_aff = masks and k > 0 and (F[k] & _KNOWN) != 0
-            aff = _ZERO
-            if known_aff:
-                for i in range(n_in):
-                    if (DIFF[k] >> np.uint64(i)) & _ONE:
-                        aff |= reach[i]
+            aff = _reached(DIFF[k], reach, n_in) if known_aff else _ZERO
             exact_in = (F[k] & _EXACT) != 0
             g = g0
-            if exact_in:
-                MA = 0.0
-                MB = 0.0
-                ga = _NOGRAIN
-                gbb = _NOGRAIN
-                for i in range(n_in):
-                    if A[k, i] != 0.0:
-                        MA = max(MA, abs(A[k, i]))
-                        ga = min(ga, _grain(A[k, i]))
-                    if B[k, i] != 0.0:
-                        MB = max(MB, abs(B[k, i]))
-                        gbb = min(gbb, _grain(B[k, i]))
-                if _exact_sums(gW, gb, Cw, bmax, ga, gbb, MA, MB):
-                    g = 0.0
-            for j in range(n_out):
-                s[j] = 0.0
-                t[j] = bf[b_off + j]
-                ea[j] = 0.0
-                eb[j] = 0.0
-            for i in range(n_in):
-                ai = A[k, i]
-                bi = B[k, i]
-                if ai == 0.0 and bi == 0.0:
-                    continue
-                qa = g * (abs(ai) + _TINY)
-                qb = g * (abs(bi) + _TINY)
-                if not exact_in:
-                    qa += EA[k, i]
-                    qb += EB[k, i]
-                for j in range(n_out):
-                    w = wt[w_off + i * n_out + j]
-                    s[j] += w * ai
-                    t[j] += w * bi
-                    if g != 0.0:
-                        ea[j] += abs(w) * qa
-                        eb[j] += abs(w) * qb
-            if g != 0.0:
-                for j in range(n_out):
-                    if ea[j] != 0.0 or eb[j] != 0.0:
-                        ea[j] = 0.0 if flat else ea[j] * _INFLATE
-                        eb[j] = (eb[j] + g * abs(bf[b_off + j])) * _INFLATE
+            if exact_in and _input_grains(A, B, k, n_in, gW, gb, Cw, bmax):
+                g = 0.0
+            _segment_sums(wt, bf, w_off, b_off, A, B, EA, EB, k, n_in, n_out, g, exact_in, flat, s, t, ea, eb)
             if last:
                 slope[k] = s[0]
                 serr[k] = ea[0]
                 same[k] = 1 if (known_aff and (aff & _ONE) == _ZERO) else 0
                 continue
-            m = 0
-            for j in range(n_out):
-                sl = _end_sign(s[j], t[j], ea[j], eb[j], lo, elo)
-                sh = _end_sign(s[j], t[j], ea[j], eb[j], hi, ehi)
-                if sl == _AMBIGUOUS or sh == _AMBIGUOUS:
-                    return -2
-                jb[j] = 0
-                if sl * sh < 0:
-                    c = -t[j] / s[j]
-                    ac = abs(c)
-                    if ea[j] == 0.0 and eb[j] == 0.0:
-                        r = _exact_sign(s[j], c, t[j])
-                        if r == _AMBIGUOUS:
-                            return -2
-                        ec = 0.0 if r == 0 else max(2.0 * _U * ac, 5e-324) * _INFLATE
-                    else:
-                        ec = ((ea[j] * ac + eb[j]) / (abs(s[j]) - ea[j]) + 2.0 * _U * ac + 5e-324) * _INFLATE
-                    if c < lo:
-                        c = lo
-                        ec = max(ec, elo)
-                    elif c > hi:
-                        c = hi
-                        ec = max(ec, ehi)
-                    q = m
-                    while q > 0 and cx[q - 1] > c:
-                        cx[q] = cx[q - 1]
-                        ce[q] = ce[q - 1]
-                        cj[q] = cj[q - 1]
-                        q -= 1
-                    cx[q] = c
-                    ce[q] = ec
-                    cj[q] = j
-                    m += 1
-                    up[j] = 1 if sh > 0 else 0
-                else:
-                    act0[j] = 1 if (sl > 0 or sh > 0) else 0
-            nb = 0
-            for q in range(m):
-                one_point = False
-                if nb > 0:
-                    if ce[q] == 0.0 and be[nb - 1] == 0.0:
-                        one_point = cx[q] == bx[nb - 1]
-                    elif not (cx[q] - bx[nb - 1] > (ce[q] + be[nb - 1]) * _INFLATE):
-                        return -2
-                if not one_point:
-                    bx[nb] = cx[q]
-                    be[nb] = ce[q]
-                    nb += 1
-                jb[cj[q]] = nb
+            m = _crossings(s, t, ea, eb, lo, hi, elo, ehi, jb, up, act0, cx, ce, cj, n_out)
+            if m < 0:
+                return -2
+            nb = _boundaries(cx, ce, cj, m, bx, be, jb)
+            if nb < 0:
+                return -2
             if n_new + nb + 1 > cap:
                 return -1
-            seg_exact = True
-            for j in range(n_out):
-                if ea[j] != 0.0 or eb[j] != 0.0:
-                    seg_exact = False
-            for q in range(nb + 1):
-                nxs[n_new] = lo if q == 0 else bx[q - 1]
-                nex[n_new] = elo if q == 0 else be[q - 1]
-                any_on = False
-                act = _ZERO
-                for j in range(n_out):
-                    if jb[j] > 0:
-                        active = (up[j] == 1) == (q >= jb[j])
-                    else:
-                        active = act0[j] == 1
-                    if active:
-                        any_on = True
-                        if masks:
-                            act |= _ONE << np.uint64(j)
-                        nA[n_new, j] = s[j]
-                        nB[n_new, j] = t[j]
-                        nEA[n_new, j] = ea[j]
-                        nEB[n_new, j] = eb[j]
-                    else:
-                        nA[n_new, j] = 0.0
-                        nB[n_new, j] = 0.0
-                        nEA[n_new, j] = 0.0
-                        nEB[n_new, j] = 0.0
-                flags = _EXACT if seg_exact else 0
-                if flat or not any_on:
-                    flags |= _FLAT
-                if masks and n_new > 0 and (q > 0 or known_aff):
-                    left = nACT[n_new - 1]
-                    if q > 0:
-                        nDIFF[n_new] = left ^ act
-                    else:
-                        nDIFF[n_new] = (aff & (left | act)) | (~aff & (left ^ act))
-                    flags |= _KNOWN
-                nACT[n_new] = act
-                nF[n_new] = flags
-                n_new += 1
+            n_new = _children(nxs, nex, nF, nA, nB, nEA, nEB, nDIFF, nACT, n_new, lo, elo, bx, be, nb, s, t, ea, eb,
+                              jb, up, act0, n_out, flat, masks, known_aff, aff)
         if last:
             break
         nxs[n_new] = b

@@ -22,6 +22,7 @@ import math
 import numpy as np
 from numba import njit
 
+from .._jit.staged import StagedCompiler
 from ._certified_bounds import (AMBIGUOUS, _DD_VMIN, _INFLATE, _MASK_BITS, _ONE, _SAFE_HI, _TINY, _U, _WMIN, _ZERO,
                                 _child_diff, _fill_reach, _reached, _sign, _two_prod, _two_sum, sign_beyond)
 from ._certified_cpu import merge_pieces
@@ -86,7 +87,116 @@ def _grow_rows(arr, n_keep, rows):
     return out
 
 
+@njit(cache=True, inline="always")
+def _in_range(Wt):
+    """Whether every nonzero weight lies in the range in which the bounds hold."""
+    for i in range(Wt.shape[0]):
+        for j in range(Wt.shape[1]):
+            aw = abs(Wt[i, j])
+            if aw != 0.0 and (aw < _WMIN or aw > _SAFE_HI):
+                return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _crossings_dd(s, loh, lol, elo, hih, hil, ehi, jb, up, act0, cx, cj, n_out):
+    """The certified sign of every neuron at both ends of the segment, and its crossings
+    strictly inside, sorted as dd values with bounds (``cx``; neuron ``cj``); returns
+    their number, -1 where a sign or a crossing is undecided."""
+    m = 0
+    for j in range(n_out):
+        sh, sl_, th, tl, ea, eb = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
+        sgl = _end_sign_dd(sh, sl_, th, tl, ea, eb, loh, lol, elo)
+        sgh = _end_sign_dd(sh, sl_, th, tl, ea, eb, hih, hil, ehi)
+        if sgl == AMBIGUOUS or sgh == AMBIGUOUS:
+            return -1
+        jb[j] = 0
+        if sgl * sgh < 0:
+            ch = -th / sh
+            v, rb = _eval(sh, sl_, th, tl, ch, 0.0)
+            cl = -v / sh
+            ch, cl = _two_sum(ch, cl)
+            v, rb = _eval(sh, sl_, th, tl, ch, cl)
+            ac = abs(ch) + abs(cl)
+            den = abs(sh) - abs(sl_) - ea
+            if not den > 0.0 or math.isinf(rb):
+                return -1
+            # s_e c_e + t_e = 0, so |c - c_e| <= |s_e c + t_e| / |s_e|
+            ec = ((abs(v) + rb + ea * ac + eb) / den + _TINY) * _INFLATE
+            if _dd_less(ch, cl, loh, lol):
+                ch, cl, ec = loh, lol, max(ec, elo)
+            elif _dd_less(hih, hil, ch, cl):
+                ch, cl, ec = hih, hil, max(ec, ehi)
+            q = m
+            while q > 0 and _dd_less(ch, cl, cx[q - 1, 0], cx[q - 1, 1]):
+                cx[q] = cx[q - 1]
+                cj[q] = cj[q - 1]
+                q -= 1
+            cx[q, 0], cx[q, 1], cx[q, 2] = ch, cl, ec
+            cj[q] = j
+            m += 1
+            up[j] = 1 if sgh > 0 else 0
+        else:
+            act0[j] = 1 if (sgl > 0 or sgh > 0) else 0
+    return m
+
+
+@njit(cache=True, inline="always")
+def _boundaries_dd(cx, cj, m, bnd, jb):
+    """The segment's boundaries from its ``m`` sorted crossings, and ``jb[j]``, the
+    boundary (1-based) at which neuron j switches; returns their number, -1 where two
+    are not certified apart (there is no exact path here: rationals decide)."""
+    nb = 0
+    for q in range(m):
+        if nb > 0:
+            d, de = _dd_diff(cx[q, 0], cx[q, 1], bnd[nb - 1, 0], bnd[nb - 1, 1])
+            if not d > (cx[q, 2] + bnd[nb - 1, 2] + de) * _INFLATE:
+                return -1
+        bnd[nb] = cx[q]
+        nb += 1
+        jb[cj[q]] = nb
+    return nb
+
+
+@njit(cache=True, inline="always")
+def _children_dd(nX, nV, nF, nKNOWN, nDIFF, nACT, n_new, loh, lol, elo, bnd, nb, s, jb, up, act0, n_out, flat, masks,
+                 known_aff, aff):
+    """Write the rows of the segment's ``nb + 1`` children from row ``n_new`` on: ends,
+    active neurons' dd maps and bounds, flags and structural masks. Returns the new
+    number of rows."""
+    for q in range(nb + 1):
+        if q == 0:
+            nX[n_new, 0], nX[n_new, 1], nX[n_new, 2] = loh, lol, elo
+        else:
+            nX[n_new] = bnd[q - 1]
+        any_on = False
+        act = _ZERO
+        for j in range(n_out):
+            active = ((up[j] == 1) == (q >= jb[j])) if jb[j] > 0 else act0[j] == 1
+            if active:
+                any_on = True
+                if masks:
+                    act |= _ONE << np.uint64(j)
+                nV[n_new, j, :] = s[:, j]
+            else:
+                nV[n_new, j, :] = 0.0
+        nF[n_new] = flat or not any_on
+        nKNOWN[n_new] = False
+        if masks and n_new > 0 and (q > 0 or known_aff):
+            nDIFF[n_new] = _child_diff(nACT[n_new - 1], act, aff, q > 0)
+            nKNOWN[n_new] = True
+        nACT[n_new] = act
+        n_new += 1
+    return n_new
+
+
 @njit(cache=True)
+def _undecided(X, slope, serr):
+    """What :func:`sweep_dd` returns where a decision is undecided."""
+    return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
+
+
+@njit(cache=True, pipeline_class=StagedCompiler)
 def sweep_dd(wt, bf, sizes, a, b, capacity):
     """The double-double sweep of one packed net.
 
@@ -120,10 +230,8 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
     ACT[0] = _ONE
     s = np.empty((6, wmax))  # per neuron: sh, sl, th, tl, ea, eb (rows: the loops over neurons vectorise)
     cx = np.empty((wmax, 3))
-    cj = np.empty(wmax, np.int64)
-    jb = np.empty(wmax, np.int64)
-    up = np.empty(wmax, np.int64)
-    act0 = np.empty(wmax, np.int64)
+    cj, jb, up, act0 = np.empty(wmax, np.int64), np.empty(wmax, np.int64), np.empty(wmax, np.int64), np.empty(
+        wmax, np.int64)
     bnd = np.empty((wmax + 1, 3))
     slope = np.empty(0)
     serr = np.empty(0)
@@ -136,11 +244,8 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
         last = layer == n_layers - 1
         Wt = wt[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
         bias = bf[b_off : b_off + n_out]
-        for i in range(n_in):
-            for j in range(n_out):
-                aw = abs(Wt[i, j])
-                if aw != 0.0 and (aw < _WMIN or aw > _SAFE_HI):
-                    return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
+        if not _in_range(Wt):
+            return _undecided(X, slope, serr)
         nX = np.empty((2 * nseg + 2, 3))
         nV = np.empty((2 * nseg + 1, wmax, 6))
         nF = np.empty(2 * nseg + 1, np.bool_)
@@ -151,9 +256,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
         if masks:
             _fill_reach(Wt, reach)
         if last:
-            slope = np.empty(nseg)
-            serr = np.empty(nseg)
-            same = np.zeros(nseg, np.bool_)
+            slope, serr, same = np.empty(nseg), np.empty(nseg), np.zeros(nseg, np.bool_)
         n_new = 0
         for k in range(nseg):
             loh, lol, elo = X[k, 0], X[k, 1], X[k, 2]
@@ -162,7 +265,7 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
             known_aff = masks and k > 0 and KNOWN[k]
             aff = _reached(DIFF[k], reach, n_in) if known_aff else _ZERO
             if not _dd_sums(Wt, bias, V[k], s):
-                return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
+                return _undecided(X, slope, serr)
             if flat:  # every slope is exactly 0
                 s[4, :n_out] = 0.0
             if last:
@@ -170,50 +273,10 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                 serr[k] = s[4, 0] + abs(s[1, 0])  # the slope is kept as its hi part
                 same[k] = known_aff and (aff & _ONE) == _ZERO
                 continue
-            m = 0
-            for j in range(n_out):
-                sh, sl_, th, tl, ea, eb = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
-                sgl = _end_sign_dd(sh, sl_, th, tl, ea, eb, loh, lol, elo)
-                sgh = _end_sign_dd(sh, sl_, th, tl, ea, eb, hih, hil, ehi)
-                if sgl == AMBIGUOUS or sgh == AMBIGUOUS:
-                    return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
-                jb[j] = 0
-                if sgl * sgh < 0:
-                    ch = -th / sh
-                    v, rb = _eval(sh, sl_, th, tl, ch, 0.0)
-                    cl = -v / sh
-                    ch, cl = _two_sum(ch, cl)
-                    v, rb = _eval(sh, sl_, th, tl, ch, cl)
-                    ac = abs(ch) + abs(cl)
-                    den = abs(sh) - abs(sl_) - ea
-                    if not den > 0.0 or math.isinf(rb):
-                        return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1
-                    # s_e c_e + t_e = 0, so |c - c_e| <= |s_e c + t_e| / |s_e|
-                    ec = ((abs(v) + rb + ea * ac + eb) / den + _TINY) * _INFLATE
-                    if _dd_less(ch, cl, loh, lol):
-                        ch, cl, ec = loh, lol, max(ec, elo)
-                    elif _dd_less(hih, hil, ch, cl):
-                        ch, cl, ec = hih, hil, max(ec, ehi)
-                    q = m
-                    while q > 0 and _dd_less(ch, cl, cx[q - 1, 0], cx[q - 1, 1]):
-                        cx[q] = cx[q - 1]
-                        cj[q] = cj[q - 1]
-                        q -= 1
-                    cx[q, 0], cx[q, 1], cx[q, 2] = ch, cl, ec
-                    cj[q] = j
-                    m += 1
-                    up[j] = 1 if sgh > 0 else 0
-                else:
-                    act0[j] = 1 if (sgl > 0 or sgh > 0) else 0
-            nb = 0
-            for q in range(m):
-                if nb > 0:
-                    d, de = _dd_diff(cx[q, 0], cx[q, 1], bnd[nb - 1, 0], bnd[nb - 1, 1])
-                    if not d > (cx[q, 2] + bnd[nb - 1, 2] + de) * _INFLATE:
-                        return 0, X[:0, 0].copy(), X[:0, 0].copy(), slope, serr, np.zeros(0, np.bool_), 1  # no exact path here
-                bnd[nb] = cx[q]
-                nb += 1
-                jb[cj[q]] = nb
+            m = _crossings_dd(s, loh, lol, elo, hih, hil, ehi, jb, up, act0, cx, cj, n_out)
+            nb = _boundaries_dd(cx, cj, m, bnd, jb) if m >= 0 else -1
+            if nb < 0:
+                return _undecided(X, slope, serr)
             if n_new + nb + 1 > nV.shape[0]:
                 rows = 2 * nV.shape[0] + nb + 1
                 nX = _grow_rows(nX, n_new, rows + 1)
@@ -222,29 +285,8 @@ def sweep_dd(wt, bf, sizes, a, b, capacity):
                 nKNOWN = _grow_rows(nKNOWN, n_new, rows)
                 nDIFF = _grow_rows(nDIFF, n_new, rows)
                 nACT = _grow_rows(nACT, n_new, rows)
-            for q in range(nb + 1):
-                if q == 0:
-                    nX[n_new, 0], nX[n_new, 1], nX[n_new, 2] = loh, lol, elo
-                else:
-                    nX[n_new] = bnd[q - 1]
-                any_on = False
-                act = _ZERO
-                for j in range(n_out):
-                    active = ((up[j] == 1) == (q >= jb[j])) if jb[j] > 0 else act0[j] == 1
-                    if active:
-                        any_on = True
-                        if masks:
-                            act |= _ONE << np.uint64(j)
-                        nV[n_new, j, :] = s[:, j]
-                    else:
-                        nV[n_new, j, :] = 0.0
-                nF[n_new] = flat or not any_on
-                nKNOWN[n_new] = False
-                if masks and n_new > 0 and (q > 0 or known_aff):
-                    nDIFF[n_new] = _child_diff(nACT[n_new - 1], act, aff, q > 0)
-                    nKNOWN[n_new] = True
-                nACT[n_new] = act
-                n_new += 1
+            n_new = _children_dd(nX, nV, nF, nKNOWN, nDIFF, nACT, n_new, loh, lol, elo, bnd, nb, s, jb, up, act0, n_out,
+                                 flat, masks, known_aff, aff)
         if last:
             break
         nX[n_new] = X[nseg]  # the interval's right end

@@ -17,6 +17,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .._jit.staged import StagedCompiler
+
 __all__ = ["pack", "pack_subset", "new_workspace", "sweep", "enumerate_segments", "merge_pieces", "count_one", "count_batch",
            "breakpoints_of"]
 
@@ -108,7 +110,117 @@ def enumerate_segments(wt, bf, sizes, a, b, merge_rtol, capacity, limit=0):
     return ws[0][: nseg + 1].copy(), ws[6][:nseg].copy(), ws[7][:nseg].copy(), ws[8][:nseg].copy()
 
 
+@njit(cache=True, inline="always")
+def _segment_sums(Wt, bias, A, B, k, n_in, n_out, s, t):
+    """Segment k's preactivation slopes ``s`` and intercepts ``t``."""
+    for j in range(n_out):
+        s[j] = 0.0
+        t[j] = bias[j]
+    for i in range(n_in):
+        ai = A[k, i]
+        bi = B[k, i]
+        if ai == 0.0 and bi == 0.0:
+            continue  # inactive input neuron: adds nothing
+        for j in range(n_out):
+            wij = Wt[i, j]
+            s[j] += wij * ai
+            t[j] += wij * bi
+
+
+@njit(cache=True, inline="always")
+def _boundaries(s, t, lo, hi, merge_rtol, span, cx, cj, bx, jb, act0, n_out):
+    """The zero crossings strictly inside [lo, hi], sorted, merged within the tolerance
+    into ``nb`` boundaries (``bx``; ``jb[j]`` the 1-based boundary at which neuron j
+    switches) and each neuron's activity at an interior point (``act0``); returns
+    ``nb``."""
+    m = 0
+    for j in range(n_out):
+        jb[j] = 0
+        if s[j] != 0.0:
+            c = -t[j] / s[j]
+            if c > lo and c < hi:
+                if not (_near(c, lo, merge_rtol, span) or _near(c, hi, merge_rtol, span)):
+                    # insertion into the sorted list
+                    q = m
+                    while q > 0 and cx[q - 1] > c:
+                        cx[q] = cx[q - 1]
+                        cj[q] = cj[q - 1]
+                        q -= 1
+                    cx[q] = c
+                    cj[q] = j
+                    m += 1
+    nb = 0
+    for q in range(m):
+        if nb == 0 or not _near(cx[q], cx[q - 1], merge_rtol, span):
+            bx[nb] = cx[q]
+            nb += 1
+        jb[cj[q]] = nb  # neuron changes sign at boundary nb (1-based)
+    mid = _interior_point(lo, hi)
+    for j in range(n_out):
+        act0[j] = s[j] * mid + t[j] > 0.0
+    return nb
+
+
 @njit(cache=True)
+def _grown(n_new, need, cap, limit, nxs, nA, nB):
+    """``(nxs, nA, nB, cap)``: the children's rows grown to hold ``need`` (doubled,
+    within ``limit``; 0: none), the first ``n_new`` kept; ``cap`` -1 where over it."""
+    grown = 2 * cap
+    while need > grown:
+        grown *= 2
+    if limit > 0 and grown > limit:
+        if need > limit:
+            return nxs, nA, nB, -1  # over the memory budget: the caller refuses
+        grown = limit
+    gx = np.empty(grown + 1)
+    gx[:n_new] = nxs[:n_new]
+    gA = np.empty((grown, nA.shape[1]))
+    gA[:n_new] = nA[:n_new]
+    gB = np.empty((grown, nB.shape[1]))
+    gB[:n_new] = nB[:n_new]
+    return gx, gA, gB, grown
+
+
+@njit(cache=True, inline="always")
+def _children(nxs, nA, nB, n_new, lo, bx, nb, s, t, jb, act0, n_out):
+    """Write the rows of the segment's ``nb + 1`` children from row ``n_new`` on;
+    returns the new number of rows."""
+    for q in range(nb + 1):
+        nxs[n_new] = lo if q == 0 else bx[q - 1]
+        for j in range(n_out):
+            if jb[j] > 0:
+                active = (s[j] > 0.0) == (q >= jb[j])
+            else:
+                active = act0[j]
+            if active:
+                nA[n_new, j] = s[j]
+                nB[n_new, j] = t[j]
+            else:
+                nA[n_new, j] = 0.0
+                nB[n_new, j] = 0.0
+        n_new += 1
+    return n_new
+
+
+@njit(cache=True)
+def _output_layer(wt, w_off, bias, A, B, nseg, n_in, slope, intercept, scale):
+    """The output (one neuron, affine) on each segment: slope, intercept and the scale
+    ``sum |w a|`` of its slope."""
+    for k in range(nseg):
+        sv = 0.0
+        tv = bias
+        sc = 0.0
+        for i in range(n_in):
+            wi = wt[w_off + i]
+            sv += wi * A[k, i]
+            tv += wi * B[k, i]
+            sc += abs(wi * A[k, i])
+        slope[k] = sv
+        intercept[k] = tv
+        scale[k] = sc
+
+
+@njit(cache=True, pipeline_class=StagedCompiler)
 def sweep(wt, bf, sizes, a, b, merge_rtol, ws, limit=0):
     """The layer-by-layer sweep of one packed net, in the buffers ``ws``.
 
@@ -143,76 +255,16 @@ def sweep(wt, bf, sizes, a, b, merge_rtol, ws, limit=0):
             nA = np.empty((cap_new, nA.shape[1]))
             nB = np.empty((cap_new, nB.shape[1]))
         Wt = wt[w_off : w_off + n_in * n_out].reshape((n_in, n_out))
+        bias = bf[b_off : b_off + n_out]
         for k in range(nseg):
             lo = xs[k]
-            hi = xs[k + 1]
-            for j in range(n_out):
-                s[j] = 0.0
-                t[j] = bf[b_off + j]
-            for i in range(n_in):
-                ai = A[k, i]
-                bi = B[k, i]
-                if ai == 0.0 and bi == 0.0:
-                    continue  # inactive input neuron: adds nothing
-                for j in range(n_out):
-                    wij = Wt[i, j]
-                    s[j] += wij * ai
-                    t[j] += wij * bi
-            # zero crossings strictly inside the segment
-            m = 0
-            for j in range(n_out):
-                jb[j] = 0
-                if s[j] != 0.0:
-                    c = -t[j] / s[j]
-                    if c > lo and c < hi:
-                        if not (_near(c, lo, merge_rtol, span) or _near(c, hi, merge_rtol, span)):
-                            # insertion into the sorted list
-                            q = m
-                            while q > 0 and cx[q - 1] > c:
-                                cx[q] = cx[q - 1]
-                                cj[q] = cj[q - 1]
-                                q -= 1
-                            cx[q] = c
-                            cj[q] = j
-                            m += 1
-            nb = 0
-            for q in range(m):
-                if nb == 0 or not _near(cx[q], cx[q - 1], merge_rtol, span):
-                    bx[nb] = cx[q]
-                    nb += 1
-                jb[cj[q]] = nb  # neuron changes sign at boundary nb (1-based)
-            mid = _interior_point(lo, hi)
-            for j in range(n_out):
-                act0[j] = s[j] * mid + t[j] > 0.0
+            _segment_sums(Wt, bias, A, B, k, n_in, n_out, s, t)
+            nb = _boundaries(s, t, lo, xs[k + 1], merge_rtol, span, cx, cj, bx, jb, act0, n_out)
             if n_new + nb + 1 > cap_new:
-                grown = 2 * cap_new
-                while n_new + nb + 1 > grown:
-                    grown *= 2
-                if limit > 0 and grown > limit:
-                    if n_new + nb + 1 > limit:
-                        return -1, ws  # over the memory budget: the caller refuses
-                    grown = limit
-                gx = np.empty(grown + 1)
-                gx[:n_new] = nxs[:n_new]
-                gA = np.empty((grown, nA.shape[1]))
-                gA[:n_new] = nA[:n_new]
-                gB = np.empty((grown, nB.shape[1]))
-                gB[:n_new] = nB[:n_new]
-                nxs, nA, nB, cap_new = gx, gA, gB, grown
-            for q in range(nb + 1):
-                nxs[n_new] = lo if q == 0 else bx[q - 1]
-                for j in range(n_out):
-                    if jb[j] > 0:
-                        active = (s[j] > 0.0) == (q >= jb[j])
-                    else:
-                        active = act0[j]
-                    if active:
-                        nA[n_new, j] = s[j]
-                        nB[n_new, j] = t[j]
-                    else:
-                        nA[n_new, j] = 0.0
-                        nB[n_new, j] = 0.0
-                n_new += 1
+                nxs, nA, nB, cap_new = _grown(n_new, n_new + nb + 1, cap_new, limit, nxs, nA, nB)
+                if cap_new < 0:
+                    return -1, ws  # over the memory budget: the caller refuses
+            n_new = _children(nxs, nA, nB, n_new, lo, bx, nb, s, t, jb, act0, n_out)
         nxs[n_new] = b
         xs, nxs = nxs, xs
         A, nA = nA, A
@@ -221,25 +273,11 @@ def sweep(wt, bf, sizes, a, b, merge_rtol, ws, limit=0):
         nseg = n_new
         w_off += n_in * n_out
         b_off += n_out
-    # output layer (one neuron, affine)
-    n_in = sizes[n_layers - 1]
     if slope.size < nseg:
         slope = np.empty(cap_cur)
         intercept = np.empty(cap_cur)
         scale = np.empty(cap_cur)
-    bias = bf[b_off]
-    for k in range(nseg):
-        sv = 0.0
-        tv = bias
-        sc = 0.0
-        for i in range(n_in):
-            wi = wt[w_off + i]
-            sv += wi * A[k, i]
-            tv += wi * B[k, i]
-            sc += abs(wi * A[k, i])
-        slope[k] = sv
-        intercept[k] = tv
-        scale[k] = sc
+    _output_layer(wt, w_off, bf[b_off], A, B, nseg, sizes[n_layers - 1], slope, intercept, scale)
     return nseg, (xs, A, B, nxs, nA, nB, slope, intercept, scale, s, t, cx, bx, cj, jb, act0)
 
 

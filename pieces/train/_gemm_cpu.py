@@ -51,7 +51,9 @@ def _kernel(MR, NV):
     arguments of :func:`gemm` less M and N (one block of C at ``c_off``).
 
     The mode's branches are taken once per block, outside the k loop, which exists
-    twice (fused and not)."""
+    twice (fused and not). The IR is emitted in three stages: the chains' starting
+    values (:func:`_emit_init`), the k loops (:func:`_emit_k_loops`) and the epilogue
+    with the stores (:func:`_emit_stores`)."""
 
     @intrinsic
     def kernel(typingctx, A, a_off, sam, sak, B, b_off, ldb, C, c_off, ldc, K, V, v_off, ldv, mode):
@@ -59,115 +61,136 @@ def _kernel(MR, NV):
 
         def codegen(context, builder, signature, args):
             simd = Simd(context, builder, signature, args)
-            const, vptr, splat, vfma = simd.const, simd.ptr, simd.splat, simd.fma
-            vty, esize, lanes = simd.vty, simd.esize, simd.lanes
-            elem = vty.element
             pa, pb, pc, pv = simd.arrays(0, 4, 7, 11)
             a_off_, sam_, sak_, b_off_, ldb_, c_off_, ldc_, K_, v_off_, ldv_, mode_ = simd.ints(
                 1, 2, 3, 5, 6, 8, 9, 10, 12, 13, 14)
-            zero_v = ir.Constant(vty, [ir.Constant(elem, 0.0)] * lanes)
-
-            def bit(b):
-                return builder.icmp_unsigned("!=", builder.and_(mode_, const(b)), const(0))
-
-            def row_off(base, ld, r, v):
-                return builder.add(base, builder.add(builder.mul(const(r), ld), const(v * lanes)))
-
-            cptr = [[vptr(pc, row_off(c_off_, ldc_, r, v)) for v in range(NV)] for r in range(MR)]
-            n_acc = MR * NV
-
-            def merge(*incoming):
-                """One phi per accumulator over ``(values, block)`` pairs."""
-                phis = [builder.phi(vty) for _ in range(n_acc)]
-                for values, blk in incoming:
-                    for phi, value in zip(phis, values):
-                        phi.add_incoming(value, blk)
-                return phis
-
-            # the chains' starting values: C, zero or one scalar per row
-            blk_c = builder.append_basic_block("gemm.init_c")
-            blk_row = builder.append_basic_block("gemm.init_row")
-            blk_init = builder.append_basic_block("gemm.init")
-            blk_not_c = builder.append_basic_block("gemm.init_not_c")
-            builder.cbranch(builder.or_(bit(INIT_ZERO), bit(INIT_ROW)), blk_not_c, blk_c)
-            builder.position_at_end(blk_not_c)
-            from_zero = builder.block
-            builder.cbranch(bit(INIT_ROW), blk_row, blk_init)
-            builder.position_at_end(blk_c)
-            init_c = [builder.load(cptr[r][v], align=esize) for r in range(MR) for v in range(NV)]
-            builder.branch(blk_init)
-            builder.position_at_end(blk_row)
-            rows = [splat(builder.load(builder.gep(pv, [builder.add(v_off_, builder.mul(const(r), ldv_))])))
-                    for r in range(MR)]
-            init_row = [rows[r] for r in range(MR) for v in range(NV)]
-            builder.branch(blk_init)
-            builder.position_at_end(blk_init)
-            init = merge((init_c, blk_c), (init_row, blk_row), ([zero_v] * n_acc, from_zero))
-
-            # the k loop, fused or not
-            blk_done = builder.append_basic_block("gemm.done")
-            blk_pick = builder.append_basic_block("gemm.pick")
-            builder.cbranch(builder.icmp_signed(">", K_, const(0)), blk_pick, blk_done)
-            pre = builder.block
-            builder.position_at_end(blk_pick)
-            loops = [builder.append_basic_block("gemm.loop_fma"), builder.append_basic_block("gemm.loop_plain")]
-            builder.cbranch(bit(FUSED), loops[0], loops[1])
-            ends = []
-            for fused, blk in zip((True, False), loops):
-                builder.position_at_end(blk)
-                k = builder.phi(simd.i64)
-                k.add_incoming(const(0), blk_pick)
-                acc = [builder.phi(vty) for _ in range(n_acc)]
-                brow = builder.add(b_off_, builder.mul(k, ldb_))
-                b = [simd.load(pb, builder.add(brow, const(v * lanes))) for v in range(NV)]
-                acol = builder.add(a_off_, builder.mul(k, sak_))
-                new = []
-                for r in range(MR):
-                    a = splat(builder.load(builder.gep(pa, [builder.add(acol, builder.mul(const(r), sam_))])))
-                    for v in range(NV):
-                        q = r * NV + v
-                        if fused:
-                            new.append(builder.call(vfma, [a, b[v], acc[q]]))
-                        else:
-                            new.append(builder.fadd(acc[q], builder.fmul(a, b[v])))
-                k_next = builder.add(k, const(1))
-                k.add_incoming(k_next, blk)
-                for q in range(n_acc):
-                    acc[q].add_incoming(init[q], blk_pick)
-                    acc[q].add_incoming(new[q], blk)
-                builder.cbranch(builder.icmp_signed("<", k_next, K_), blk, blk_done)
-                ends.append((new, blk))
-
-            # the epilogue, then the stores
-            builder.position_at_end(blk_done)
-            out = merge((init, pre), *ends)
-            blk_relu = builder.append_basic_block("gemm.relu")
-            blk_mask = builder.append_basic_block("gemm.mask")
-            blk_test_mask = builder.append_basic_block("gemm.test_mask")
-            blk_store = builder.append_basic_block("gemm.store")
-            builder.cbranch(bit(RELU), blk_relu, blk_test_mask)
-            builder.position_at_end(blk_test_mask)
-            builder.cbranch(bit(MASK), blk_mask, blk_store)
-            builder.position_at_end(blk_relu)
-            relu = [builder.select(builder.fcmp_ordered(">", c, zero_v), c, zero_v) for c in out]
-            builder.branch(blk_store)
-            builder.position_at_end(blk_mask)
-            masked = []
-            for r in range(MR):
-                for v in range(NV):
-                    m = simd.load(pv, row_off(v_off_, ldv_, r, v))
-                    masked.append(builder.select(builder.fcmp_ordered(">", m, zero_v), out[r * NV + v], zero_v))
-            builder.branch(blk_store)
-            builder.position_at_end(blk_store)
-            final = merge((out, blk_test_mask), (relu, blk_relu), (masked, blk_mask))
-            for r in range(MR):
-                for v in range(NV):
-                    builder.store(final[r * NV + v], cptr[r][v], align=esize)
+            em = _Emitter(builder, simd, mode_, MR, NV)
+            cptr = [[simd.ptr(pc, em.row_off(c_off_, ldc_, r, v)) for v in range(NV)] for r in range(MR)]
+            init = _emit_init(em, cptr, pv, v_off_, ldv_)
+            out = _emit_k_loops(em, init, pa, a_off_, sam_, sak_, pb, b_off_, ldb_, K_)
+            _emit_stores(em, out, cptr, pv, v_off_, ldv_)
             return context.get_dummy_value()
 
         return sig, codegen
 
     return kernel
+
+
+class _Emitter:
+    """What the stages of a micro-kernel's IR share: the builder, the vector type, the
+    block's shape and the mode's bits."""
+
+    def __init__(self, builder, simd, mode, MR, NV):
+        self.builder, self.simd, self.mode, self.MR, self.NV = builder, simd, mode, MR, NV
+        self.n_acc = MR * NV
+        self.zero_v = ir.Constant(simd.vty, [ir.Constant(simd.vty.element, 0.0)] * simd.lanes)
+
+    def bit(self, b):
+        """Whether the mode has bit ``b``."""
+        const = self.simd.const
+        return self.builder.icmp_unsigned("!=", self.builder.and_(self.mode, const(b)), const(0))
+
+    def row_off(self, base, ld, r, v):
+        """The offset of row ``r``, vector ``v`` of a block at ``base`` (rows ``ld`` apart)."""
+        b, const = self.builder, self.simd.const
+        return b.add(base, b.add(b.mul(const(r), ld), const(v * self.simd.lanes)))
+
+    def merge(self, *incoming):
+        """One phi per accumulator over ``(values, block)`` pairs."""
+        phis = [self.builder.phi(self.simd.vty) for _ in range(self.n_acc)]
+        for values, blk in incoming:
+            for phi, value in zip(phis, values):
+                phi.add_incoming(value, blk)
+        return phis
+
+
+def _emit_init(em, cptr, pv, v_off_, ldv_):
+    """The chains' starting values: C, zero or one scalar per row."""
+    builder, simd, MR, NV = em.builder, em.simd, em.MR, em.NV
+    blk_c = builder.append_basic_block("gemm.init_c")
+    blk_row = builder.append_basic_block("gemm.init_row")
+    blk_init = builder.append_basic_block("gemm.init")
+    blk_not_c = builder.append_basic_block("gemm.init_not_c")
+    builder.cbranch(builder.or_(em.bit(INIT_ZERO), em.bit(INIT_ROW)), blk_not_c, blk_c)
+    builder.position_at_end(blk_not_c)
+    from_zero = builder.block
+    builder.cbranch(em.bit(INIT_ROW), blk_row, blk_init)
+    builder.position_at_end(blk_c)
+    init_c = [builder.load(cptr[r][v], align=simd.esize) for r in range(MR) for v in range(NV)]
+    builder.branch(blk_init)
+    builder.position_at_end(blk_row)
+    rows = [simd.splat(builder.load(builder.gep(pv, [builder.add(v_off_, builder.mul(simd.const(r), ldv_))])))
+            for r in range(MR)]
+    init_row = [rows[r] for r in range(MR) for v in range(NV)]
+    builder.branch(blk_init)
+    builder.position_at_end(blk_init)
+    return em.merge((init_c, blk_c), (init_row, blk_row), ([em.zero_v] * em.n_acc, from_zero))
+
+
+def _emit_k_loops(em, init, pa, a_off_, sam_, sak_, pb, b_off_, ldb_, K_):
+    """The k loop, fused or not; returns the chains' values after it."""
+    builder, simd, MR, NV, const = em.builder, em.simd, em.MR, em.NV, em.simd.const
+    blk_done = builder.append_basic_block("gemm.done")
+    blk_pick = builder.append_basic_block("gemm.pick")
+    builder.cbranch(builder.icmp_signed(">", K_, const(0)), blk_pick, blk_done)
+    pre = builder.block
+    builder.position_at_end(blk_pick)
+    loops = [builder.append_basic_block("gemm.loop_fma"), builder.append_basic_block("gemm.loop_plain")]
+    builder.cbranch(em.bit(FUSED), loops[0], loops[1])
+    ends = []
+    for fused, blk in zip((True, False), loops):
+        builder.position_at_end(blk)
+        k = builder.phi(simd.i64)
+        k.add_incoming(const(0), blk_pick)
+        acc = [builder.phi(simd.vty) for _ in range(em.n_acc)]
+        brow = builder.add(b_off_, builder.mul(k, ldb_))
+        b = [simd.load(pb, builder.add(brow, const(v * simd.lanes))) for v in range(NV)]
+        acol = builder.add(a_off_, builder.mul(k, sak_))
+        new = []
+        for r in range(MR):
+            a = simd.splat(builder.load(builder.gep(pa, [builder.add(acol, builder.mul(const(r), sam_))])))
+            for v in range(NV):
+                q = r * NV + v
+                if fused:
+                    new.append(builder.call(simd.fma, [a, b[v], acc[q]]))
+                else:
+                    new.append(builder.fadd(acc[q], builder.fmul(a, b[v])))
+        k_next = builder.add(k, const(1))
+        k.add_incoming(k_next, blk)
+        for q in range(em.n_acc):
+            acc[q].add_incoming(init[q], blk_pick)
+            acc[q].add_incoming(new[q], blk)
+        builder.cbranch(builder.icmp_signed("<", k_next, K_), blk, blk_done)
+        ends.append((new, blk))
+    builder.position_at_end(blk_done)
+    return em.merge((init, pre), *ends)
+
+
+def _emit_stores(em, out, cptr, pv, v_off_, ldv_):
+    """The epilogue (ReLU, or the mask), then the stores."""
+    builder, simd, MR, NV, zero_v = em.builder, em.simd, em.MR, em.NV, em.zero_v
+    blk_relu = builder.append_basic_block("gemm.relu")
+    blk_mask = builder.append_basic_block("gemm.mask")
+    blk_test_mask = builder.append_basic_block("gemm.test_mask")
+    blk_store = builder.append_basic_block("gemm.store")
+    builder.cbranch(em.bit(RELU), blk_relu, blk_test_mask)
+    builder.position_at_end(blk_test_mask)
+    builder.cbranch(em.bit(MASK), blk_mask, blk_store)
+    builder.position_at_end(blk_relu)
+    relu = [builder.select(builder.fcmp_ordered(">", c, zero_v), c, zero_v) for c in out]
+    builder.branch(blk_store)
+    builder.position_at_end(blk_mask)
+    masked = []
+    for r in range(MR):
+        for v in range(NV):
+            m = simd.load(pv, em.row_off(v_off_, ldv_, r, v))
+            masked.append(builder.select(builder.fcmp_ordered(">", m, zero_v), out[r * NV + v], zero_v))
+    builder.branch(blk_store)
+    builder.position_at_end(blk_store)
+    final = em.merge((out, blk_test_mask), (relu, blk_relu), (masked, blk_mask))
+    for r in range(MR):
+        for v in range(NV):
+            builder.store(final[r * NV + v], cptr[r][v], align=simd.esize)
 
 
 # 4 x 2: 8 accumulators, 2 loads and a broadcast, 11 of AVX2's 16 registers. Rows left

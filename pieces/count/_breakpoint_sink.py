@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._count_errors import CountMemoryError
 from ._piece_count import PieceCount
 
 __all__ = ["BreakpointSink"]
@@ -91,8 +92,6 @@ class BreakpointSink:
         self.n += arr.size
         if self.keep:
             if 8 * self.n > self.budget:
-                from ._chunked import CountMemoryError
-
                 raise CountMemoryError(
                     f"keeping the breakpoints needs more than {self.budget} bytes (half of max_memory): "
                     "count with breakpoints=False, stream them to a file (a .npy path; "

@@ -53,33 +53,12 @@ from .. import config
 from . import _certified_cpu, _count_cpu
 from ._beyond_float64 import certified_beyond_float64
 from ._breakpoint_sink import BreakpointSink
+from ._count_errors import CountLimitError, CountMemoryError
 
-__all__ = ["CountLimitError", "CountMemoryError", "segment_bytes", "count_exact", "check_budget"]
+__all__ = ["segment_bytes", "count_exact", "check_budget"]
 
 #: a seam's neighbourhood, as a fraction of its chunk's width (few segments: cheap)
 _SEAM_FRACTION = 2.0**-20
-
-
-class CountLimitError(RuntimeError):
-    """A count stopped early because its estimated time exceeds ``max_seconds``.
-
-    Attributes
-    ----------
-    estimated_pieces, estimated_seconds : float
-        The estimate from the rate measured so far (``nan`` where it cannot be made).
-    max_seconds : float
-    """
-
-    def __init__(self, message, estimated_pieces, estimated_seconds, max_seconds):
-        super().__init__(message)
-        self.estimated_pieces = estimated_pieces
-        self.estimated_seconds = estimated_seconds
-        self.max_seconds = max_seconds
-
-
-class CountMemoryError(MemoryError):
-    """A count that cannot keep to its memory budget (``max_memory``), said before it
-    allocates: a method that does not chunk, or breakpoints that do not fit."""
 
 
 def segment_bytes(wmax):

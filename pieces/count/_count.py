@@ -61,7 +61,8 @@ from .. import config
 from .._jit.device import resolve_device
 from ..net import ReLUNet
 from ._beyond_float64 import certified_beyond_float64, exact_regions
-from ._chunked import CountLimitError, CountMemoryError, check_budget, count_exact, segment_bytes
+from ._chunked import check_budget, count_exact, segment_bytes
+from ._count_errors import CountLimitError, CountMemoryError
 from ._multi_output import check_map_method, count_map
 from ._piece_count import PieceCount
 

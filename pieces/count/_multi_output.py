@@ -29,7 +29,8 @@ import numpy as np
 from .. import config
 from . import _count_cpu
 from ._beyond_float64 import exact_segments
-from ._chunked import CountMemoryError, check_budget, segment_bytes
+from ._chunked import check_budget, segment_bytes
+from ._count_errors import CountMemoryError
 from ._piece_count import PieceCount
 
 __all__ = ["count_map", "check_map_method"]

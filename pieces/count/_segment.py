@@ -66,9 +66,7 @@ def _offset(u, v):
 
 def restrict(net, x0, x1):
     """The net from R to R^k equal to ``t -> net(x0 + t (x1 - x0))`` on [0, 1], with
-    exact weights (module docstring)."""
-    from ..net import ReLUNet
-
+    exact weights (module docstring); a net of the same class as ``net``."""
     x0, x1 = segment_ends(net, (x0, x1))
     W, b = net.weights[0], net.biases[0]
     lift = [np.array([[1.0], [-1.0]])], [np.array([0.0, 1.0])]  # p = relu(t), q = relu(1 - t)
@@ -91,4 +89,4 @@ def restrict(net, x0, x1):
         rows, bias, cols = [[1.0, 1.0]], [0.0], [np.zeros(W.shape[0])]
     ws = lift[0] + [np.array(rows), np.stack(cols, axis=1)] + list(net.weights[1:])
     bs = lift[1] + [np.array(bias), b] + list(net.biases[1:])
-    return ReLUNet(ws, bs)
+    return type(net)(ws, bs)

@@ -6,10 +6,13 @@ STAMP   := $(VENV)/.installed
 
 .PHONY: setup test study demo bench clean
 
+# setuptools announces every editable install with an InformationOnly notice that starts
+# "Editable installation." (folders named like a package may shadow it); it says nothing
+# about this project, so that one message is filtered. Every other warning still shows.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install --quiet -e '.[test,dask]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from numba import njit
+from numba.core import ir_utils
+from numba.core.compiler import CompilerBase, DefaultPassBuilder
+from numba.core.compiler_machinery import FunctionPass, register_pass
+from numba.core.typed_passes import NopythonRewrites
 
 from pieces import ReLUNet, sawtooth, yarotsky_square
+from pieces._jit import staged
 from pieces._jit.staged import StagedCompiler
 from pieces.count import _count_cpu
 from pieces.count._certified_stages import _children, _split
@@ -50,15 +55,44 @@ def _refcounts(fn):
     return len(re.findall(r"call void @NRT_(?:incref|decref)", "\n".join(fn.inspect_llvm().values())))
 
 
+_AGREES = []
+
+
+@register_pass(mutates_CFG=True, analysis_only=False)
+class _CheckedPropagation(FunctionPass):
+    """StagedCompiler's pass, checking first that its copy propagation finds what
+    Numba's own finds (``numba.core.ir_utils.copy_propagate``, the oracle)."""
+
+    _name = "pieces_test_checked_propagation"
+
+    def __init__(self):
+        FunctionPass.__init__(self)
+
+    def run_pass(self, state):
+        ours = staged.copy_propagate(state.func_ir.blocks, state.typemap)
+        _AGREES.append(ours == ir_utils.copy_propagate(state.func_ir.blocks, state.typemap))
+        staged.simplify(state.func_ir, state.typemap, state.calltypes, state.metadata)
+        return True
+
+
+class _CheckedCompiler(CompilerBase):
+    def define_pipelines(self):
+        pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
+        pm.add_pass_after(_CheckedPropagation, NopythonRewrites)
+        pm.finalize()
+        return [pm]
+
+
 def test_copy_propagation_removes_the_stages_reference_counts():
     plain = njit(_segment_loop)
-    staged = njit(pipeline_class=StagedCompiler)(_segment_loop)
-    (n_plain, rows_plain), (n_staged, rows_staged) = _run_loop(plain), _run_loop(staged)
+    staged_loop = njit(pipeline_class=_CheckedCompiler)(_segment_loop)
+    (n_plain, rows_plain), (n_staged, rows_staged) = _run_loop(plain), _run_loop(staged_loop)
+    assert _AGREES and all(_AGREES)  # the same copies as Numba's own propagation
     assert n_plain == n_staged == 3 * 8  # of seven segments, the one about 1/2 splits: 8 children
     assert rows_plain.tobytes() == rows_staged.tobytes()
     # inlined without copy propagation, the stages' array arguments keep reference
     # counts in the loop (measured: 139 against 75 calls, 12x the time)
-    assert _refcounts(staged) < 0.75 * _refcounts(plain)
+    assert _refcounts(staged_loop) < 0.75 * _refcounts(plain)
 
 
 @pytest.fixture(scope="module")

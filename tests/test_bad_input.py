@@ -262,9 +262,10 @@ def test_at_least_fifty_cases():
                             "construction_seeds", "perturbation_stages"]),
        value=st.one_of(st.integers(-5, 0), st.floats(allow_nan=True), st.text(max_size=5),
                        st.lists(st.integers(-3, 0), min_size=0, max_size=2), st.booleans()))
-def test_generated_bad_settings_never_start_a_run(tmp_path_factory, key, value):
+def test_generated_bad_settings_never_start_a_run(tmp_path_factory, capsys, key, value):
     """Hypothesis writes bad TOML values: each is refused with one line naming the key,
-    and no run dir appears."""
+    and no run dir appears. The CLI runs in this process (``main``, as test_bad_input
+    does; the script's own exit codes are tested in subprocesses in test_cli.py)."""
     import tomllib
 
     d = tmp_path_factory.mktemp("gen")
@@ -294,10 +295,11 @@ def test_generated_bad_settings_never_start_a_run(tmp_path_factory, key, value):
         return  # a value that happens to be valid (e.g. a non-empty list of good names)
     except SettingsError:
         pass
-    r = subprocess.run([sys.executable, "-m", "pieces.cli", "study", "--config", str(d / "c.toml"), "--out",
-                        str(d / "run"), "--no-progress", "--experiments", "growth"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and key in r.stderr, r.stderr
+    capsys.readouterr()
+    code = main(["study", "--config", str(d / "c.toml"), "--out", str(d / "run"), "--no-progress", "--experiments",
+                 "growth"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and key in err and "Traceback" not in err, err
     assert not (d / "run").exists()
 
 
